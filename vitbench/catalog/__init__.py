@@ -1,0 +1,82 @@
+"""Packaged reference data: ImageNet class lists, the A/R 200-class subsets, the ReaL labels and
+timm's published results/benchmark rows for the registered checkpoints (timm `results/*.csv`)."""
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+from importlib import resources
+
+_ROOT = resources.files(__name__)
+
+# results CSV stem (timm's file names) for each vitbench dataset name
+RESULTS_CSV = {
+    "imagenet": "results-imagenet",
+    "real": "results-imagenet-real",
+    "v2": "results-imagenetv2-matched-frequency",
+    "sketch": "results-sketch",
+    "r": "results-imagenet-r",
+    "r-clean": "results-imagenet-r-clean",
+    "a": "results-imagenet-a",
+    "a-clean": "results-imagenet-a-clean",
+}
+
+
+def _lines(rel: str) -> list[str]:
+    return [ln.strip() for ln in _ROOT.joinpath(rel).read_text().splitlines() if ln.strip()]
+
+
+@functools.cache
+def imagenet_synsets() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k wnids in class-index order."""
+    return tuple(_lines("imagenet/imagenet_synsets.txt"))
+
+
+@functools.cache
+def imagenet_lemmas() -> tuple[str, ...]:
+    """Human-readable class names ("tench, Tinca tinca"), in class-index order."""
+    pairs = dict(ln.split("\t", 1) for ln in _lines("imagenet/imagenet_synset_to_lemma.txt"))
+    return tuple(pairs[s] for s in imagenet_synsets())
+
+
+@functools.cache
+def subset_indices(name: str) -> tuple[int, ...]:
+    """Indices into the 1000 classes of the 200-class subset of ImageNet-A ('a') or -R ('r')."""
+    if name not in ("a", "r"):
+        raise ValueError(f"no 200-class subset named {name!r}; expected 'a' or 'r'")
+    return tuple(int(x) for x in _lines(f"imagenet/imagenet_{name}_indices.txt"))
+
+
+@functools.cache
+def subset_synsets(name: str) -> tuple[str, ...]:
+    if name not in ("a", "r"):
+        raise ValueError(f"no 200-class subset named {name!r}; expected 'a' or 'r'")
+    return tuple(_lines(f"imagenet/imagenet_{name}_synsets.txt"))
+
+
+@functools.cache
+def real_labels() -> tuple[tuple[int, ...], ...]:
+    """ImageNet-ReaL label sets, one per validation image in file order (ILSVRC2012_val_00000001..)."""
+    raw = gzip.decompress(_ROOT.joinpath("imagenet/imagenet_real_labels.json.gz").read_bytes())
+    return tuple(tuple(x) for x in json.loads(raw))
+
+
+@functools.cache
+def published_results(dataset: str):
+    """timm's published rows for `dataset` (vitbench name) as a DataFrame indexed by model."""
+    import pandas as pd
+
+    with _ROOT.joinpath(f"published/{RESULTS_CSV[dataset]}.csv").open() as f:
+        return pd.read_csv(f).set_index("model")
+
+
+def published_benchmarks() -> dict[str, "object"]:
+    """timm's published benchmark CSVs by file stem, each a DataFrame indexed by architecture."""
+    import pandas as pd
+
+    out = {}
+    for entry in sorted(_ROOT.joinpath("published").iterdir(), key=lambda p: p.name):
+        if entry.name.startswith("benchmark-") and entry.name.endswith(".csv"):
+            with entry.open() as f:
+                out[entry.name[:-4]] = pd.read_csv(f).set_index("model")
+    return out

@@ -1,0 +1,214 @@
+"""vitbench command line. Parses flags into plain config dataclasses; nothing below sees argparse.
+
+    vitbench list [--json]
+    vitbench run [NAME ...|--all] ...      evaluate, count, benchmark, write CSVs and reports
+    vitbench stats [NAME ...|--all] [--json]
+    vitbench bench [NAME ...|--all] ...
+    vitbench report [--results-dir results] [--out reports]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from vitbench.registry import UnknownModelError, get_checkpoint, list_models
+
+PRECISIONS = ("fp32", "amp_bf16", "amp_fp16", "bf16")
+DATASETS = ("imagenet", "real", "v2", "sketch", "r", "a")
+
+
+class UsageError(Exception):
+    """A bad flag value; printed without a traceback, exit status 2."""
+
+
+def _csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _select(names: list[str], all_models: bool) -> list[str]:
+    if all_models and names:
+        raise UsageError("give checkpoint names or --all, not both")
+    if all_models:
+        return list_models()
+    if not names:
+        raise UsageError("name at least one checkpoint (see `vitbench list`) or pass --all")
+    selected: list[str] = []
+    for n in names:
+        matches = list_models(n) if any(c in n for c in "*?[") else [get_checkpoint(n).name]
+        if not matches:
+            raise UsageError(f"pattern {n!r} matches no registered checkpoint (see `vitbench list`)")
+        selected += [m for m in matches if m not in selected]
+    return selected
+
+
+def _data_overrides(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, target = item.partition("=")
+        if not sep or not name or not target:
+            raise UsageError(f"--data {item!r}: expected NAME=PATH or NAME=hf:DATASET_ID")
+        out[name.strip()] = target.strip()
+    return out
+
+
+def _add_model_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="checkpoint names or shell patterns (see `vitbench list`)")
+    p.add_argument("--all", dest="all_models", action="store_true", help="every registered checkpoint")
+
+
+def _add_device_flags(p: argparse.ArgumentParser, batch_default: int | None) -> None:
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    p.add_argument("--batch-size", type=int, default=batch_default,
+                   help="batch size" + (f" (default: {batch_default})" if batch_default else ""))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vitbench import __version__
+
+    parser = argparse.ArgumentParser(prog="vitbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"vitbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registered checkpoints")
+    p.add_argument("pattern", nargs="?", default="*", help="shell pattern (default: *)")
+    p.add_argument("--json", action="store_true", help="full configs as JSON")
+
+    p = sub.add_parser("run", help="evaluate checkpoints, record results, write CSVs and reports")
+    _add_model_selection(p)
+    p.add_argument("--datasets", type=_csv_list, default=list(DATASETS),
+                   help=f"comma list of {','.join(DATASETS)} (r and a add their -clean baselines)")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="folder with one subfolder per dataset (default: $VITBENCH_DATA)")
+    p.add_argument("--data", action="append", default=[], metavar="NAME=PATH|NAME=hf:ID",
+                   help="point one dataset elsewhere (repeatable)")
+    _add_device_flags(p, None)
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    p.add_argument("--limit", type=int, default=None, help="first N images per dataset (smoke runs)")
+    p.add_argument("--weights-dir", type=Path, default=None,
+                   help="folder of <checkpoint>.safetensors/.pth/.bin or transformers folders")
+    p.add_argument("--results-dir", type=Path, default=Path("results"))
+    p.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    p.add_argument("--force", action="store_true", help="rerun jobs that already have a record")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="skip unreadable images (recorded) instead of failing the job")
+    p.add_argument("--no-bench", action="store_true", help="skip the throughput benchmark")
+    p.add_argument("--no-report", action="store_true", help="skip cards/tables/plots at the end")
+
+    p = sub.add_parser("stats", help="params, GMACs and activations")
+    _add_model_selection(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--results-dir", type=Path, default=None,
+                   help="also write stats records here")
+
+    p = sub.add_parser("bench", help="inference throughput benchmark")
+    _add_model_selection(p)
+    _add_device_flags(p, None)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--results-dir", type=Path, default=Path("results"))
+    p.add_argument("--force", action="store_true", help="rerun checkpoints that have a record")
+
+    p = sub.add_parser("report", help="model cards, comparison tables and plots from the records")
+    p.add_argument("--results-dir", type=Path, default=Path("results"))
+    p.add_argument("--out", type=Path, default=Path("reports"))
+    p.add_argument("--templates", type=Path, default=None, help="override the Jinja templates folder")
+    return parser
+
+
+def cmd_list(args) -> int:
+    names = list_models(args.pattern)
+    if args.json:
+        from dataclasses import asdict
+
+        print(json.dumps({n: asdict(get_checkpoint(n)) for n in names}, indent=2, default=str))
+        return 0
+    for n in names:
+        c = get_checkpoint(n)
+        print(f"{n:<55} {c.img_size:>4}  crop {c.crop_pct:<5} {c.interpolation:<8} {c.license}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from vitbench.runner import RunConfig, run
+
+    data_root = args.data_root or (Path(os.environ["VITBENCH_DATA"]) if os.environ.get("VITBENCH_DATA") else None)
+    unknown = [d for d in args.datasets if d not in DATASETS + ("r-clean", "a-clean")]
+    if unknown:
+        raise UsageError(f"--datasets: unknown {unknown}; choose from {','.join(DATASETS)}")
+    cfg = RunConfig(
+        checkpoints=tuple(_select(args.names, args.all_models)),
+        datasets=tuple(args.datasets),
+        data_root=data_root,
+        data_overrides=tuple(sorted(_data_overrides(args.data).items())),
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        limit=args.limit,
+        weights_dir=args.weights_dir,
+        results_dir=args.results_dir,
+        reports_dir=args.reports_dir,
+        force=args.force,
+        skip_bad_images=args.skip_bad_images,
+        bench=not args.no_bench,
+        report=not args.no_report,
+    )
+    return run(cfg)
+
+
+def cmd_stats(args) -> int:
+    from vitbench.stats import stats_main
+
+    return stats_main(_select(args.names, args.all_models), as_json=args.json, results_dir=args.results_dir)
+
+
+def cmd_bench(args) -> int:
+    from vitbench.bench import BenchConfig, bench_main
+
+    cfg = BenchConfig(
+        checkpoints=tuple(_select(args.names, args.all_models)),
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        compile=args.compile,
+        channels_last=args.channels_last,
+        results_dir=args.results_dir,
+        force=args.force,
+    )
+    return bench_main(cfg)
+
+
+def cmd_report(args) -> int:
+    from vitbench.report import render_reports
+
+    written = render_reports(args.results_dir, args.out, templates_dir=args.templates)
+    print(f"wrote {len(written)} files under {args.out}/")
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "stats": cmd_stats, "bench": cmd_bench, "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except (UsageError, UnknownModelError) as e:
+        print(f"vitbench {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished jobs are recorded, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

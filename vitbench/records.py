@@ -1,0 +1,256 @@
+"""Records: one JSON file per finished job, the source of truth for every CSV, card and plot.
+
+Layout under a results dir (DESIGN.md):
+
+    records/<dataset>/<checkpoint>__<precision>.json      EvalRecord (+ .parquet predictions beside)
+    records/stats/<checkpoint>.json                       StatsRecord
+    records/bench/<checkpoint>__<precision>__<device>.json BenchRecord
+
+Checkpoint names with a '/' (Hub ids) are stored with '--' in its place, as the HF cache does.
+Every write is atomic (temp file + os.replace), so a killed run never leaves a half-written record.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def safe_name(checkpoint: str) -> str:
+    return checkpoint.replace("/", "--")
+
+
+def unsafe_name(stem: str) -> str:
+    return stem.replace("--", "/")
+
+
+@dataclass
+class Provenance:
+    vitbench_version: str
+    git_sha: str | None            # of the vitbench checkout, None when not a git checkout
+    python_version: str
+    torch_version: str
+    cuda_version: str | None       # torch.version.cuda, None on a CPU build
+    device: str                    # 'cpu' | 'cuda' | 'cuda:1' ...
+    device_name: str               # e.g. 'NVIDIA H100 80GB HBM3' or the CPU model
+    hostname: str
+    created_at: str                # UTC ISO-8601, when the record was written
+
+
+@dataclass
+class WeightsInfo:
+    source: str                    # 'file' | 'weights-dir' | 'hf-cache' | 'hf-hub' | 'random'
+    path: str | None               # resolved file (or transformers folder)
+    sha256: str | None             # of the weight file
+
+
+@dataclass
+class EvalRecord:
+    checkpoint: str
+    dataset: str                   # vitbench dataset name: imagenet, real, v2, sketch, r, a, r-clean, a-clean
+    precision: str                 # fp32 | amp_bf16 | amp_fp16 | bf16
+    status: str                    # 'ok' | 'not_run' (reason says why and how to fix) | 'failed'
+    reason: str | None = None
+    architecture: str | None = None
+    img_size: int | None = None
+    data_config: dict | None = None
+    batch_size: int | None = None
+    weights: WeightsInfo | None = None
+    dataset_root: str | None = None
+    n_images: int | None = None        # images evaluated
+    n_expected: int | None = None      # images in the full set (50,000 for ImageNet-val)
+    n_scored: int | None = None        # images that count (ReaL: those with a non-empty label set)
+    complete: bool | None = None       # n_images == n_expected and nothing skipped
+    limit: int | None = None           # --limit used, None for a full run
+    skipped_files: list[str] = field(default_factory=list)
+    top1: float | None = None          # percent, micro average
+    top5: float | None = None
+    top1_ci: tuple[float, float] | None = None   # 95% Wilson interval, percent
+    top5_ci: tuple[float, float] | None = None
+    predictions_file: str | None = None          # parquet beside the record (relative name)
+    wall_time_s: float | None = None
+    images_per_sec: float | None = None
+    provenance: Provenance | None = None
+    kind: str = "eval"
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass
+class StatsRecord:
+    checkpoint: str
+    architecture: str
+    img_size: int
+    param_count: int                 # parameters
+    gmacs: float                     # all linear/conv/attention-matmul MACs, batch 1, 1e9
+    gmacs_no_attn: float             # gmacs without the attention matmuls (older card convention)
+    macts: float                     # output elements of those ops, 1e6
+    provenance: Provenance | None = None
+    kind: str = "stats"
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass
+class BenchRecord:
+    checkpoint: str
+    architecture: str
+    device: str                      # 'cpu' | 'cuda'
+    precision: str
+    img_size: int
+    batch_size: int                  # the one used (after any OOM decay)
+    samples_per_sec: float           # median over repeats
+    samples_per_sec_spread: tuple[float, float]   # (min, max) over repeats
+    step_time_ms: float              # median step time at batch_size
+    latency_ms_bs1: float | None     # median batch-1 step time
+    peak_memory_mb: float | None     # CUDA peak allocated; CPU peak RSS growth
+    compile: bool = False
+    channels_last: bool = False
+    warmup_steps: int = 0
+    timed_steps: int = 0
+    repeats: int = 0
+    oom_batch_sizes: list[int] = field(default_factory=list)   # sizes tried that ran out of memory
+    provenance: Provenance | None = None
+    kind: str = "bench"
+    schema_version: int = SCHEMA_VERSION
+
+
+_KINDS = {"eval": EvalRecord, "stats": StatsRecord, "bench": BenchRecord}
+_NESTED = {"provenance": Provenance, "weights": WeightsInfo}
+_TUPLES = {"top1_ci", "top5_ci", "samples_per_sec_spread"}
+
+
+# ---------------------------------------------------------------------------- paths
+
+def eval_path(results_dir: Path, dataset: str, checkpoint: str, precision: str) -> Path:
+    return Path(results_dir) / "records" / dataset / f"{safe_name(checkpoint)}__{precision}.json"
+
+
+def stats_path(results_dir: Path, checkpoint: str) -> Path:
+    return Path(results_dir) / "records" / "stats" / f"{safe_name(checkpoint)}.json"
+
+
+def bench_path(results_dir: Path, checkpoint: str, precision: str, device: str) -> Path:
+    name = f"{safe_name(checkpoint)}__{precision}__{device}.json"
+    return Path(results_dir) / "records" / "bench" / name
+
+
+# ---------------------------------------------------------------------------- io
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_record(path: Path, record) -> Path:
+    atomic_write_text(path, json.dumps(asdict(record), indent=2, sort_keys=False) + "\n")
+    return Path(path)
+
+
+def _from_dict(cls, data: dict):
+    names = {f.name for f in fields(cls)}
+    kwargs = {}
+    for k, v in data.items():
+        if k not in names:
+            continue   # fields from a newer schema are ignored, not fatal
+        if k in _NESTED and isinstance(v, dict):
+            v = _from_dict(_NESTED[k], v)
+        elif k in _TUPLES and isinstance(v, list):
+            v = tuple(v)
+        kwargs[k] = v
+    return cls(**kwargs)
+
+
+def read_record(path: Path):
+    """Read one record; a corrupt file raises ValueError naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        return _from_dict(_KINDS[data.get("kind", "eval")], data)
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a valid vitbench record ({e}); delete it and rerun") from None
+
+
+def iter_records(results_dir: Path, kind: str | None = None):
+    """All records under `results_dir/records`, sorted by path (deterministic)."""
+    root = Path(results_dir) / "records"
+    if not root.is_dir():
+        return
+    for p in sorted(root.rglob("*.json")):
+        rec = read_record(p)
+        if kind is None or rec.kind == kind:
+            yield rec
+
+
+def load_records(results_dir: Path, kind: str | None = None) -> list[Any]:
+    return list(iter_records(results_dir, kind))
+
+
+# ---------------------------------------------------------------------------- provenance
+
+def _git_sha() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return _cpu_name()
+
+
+def provenance(device: str = "cpu") -> Provenance:
+    import torch
+
+    from vitbench import __version__
+
+    return Provenance(
+        vitbench_version=__version__,
+        git_sha=_git_sha(),
+        python_version=platform.python_version(),
+        torch_version=torch.__version__,
+        cuda_version=torch.version.cuda,
+        device=str(device),
+        device_name=device_name(device),
+        hostname=platform.node(),
+        created_at=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+    )
