@@ -208,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished jobs are recorded, rerun to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `vitbench list | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
