@@ -136,17 +136,19 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from vitbench.runner import RunConfig, run
-
     data_root = args.data_root or (Path(os.environ["VITBENCH_DATA"]) if os.environ.get("VITBENCH_DATA") else None)
     unknown = [d for d in args.datasets if d not in DATASETS + ("r-clean", "a-clean")]
     if unknown:
         raise UsageError(f"--datasets: unknown {unknown}; choose from {','.join(DATASETS)}")
+    checkpoints = tuple(_select(args.names, args.all_models))
+    overrides = tuple(sorted(_data_overrides(args.data).items()))
+    from vitbench.runner import RunConfig, run
+
     cfg = RunConfig(
-        checkpoints=tuple(_select(args.names, args.all_models)),
+        checkpoints=checkpoints,
         datasets=tuple(args.datasets),
         data_root=data_root,
-        data_overrides=tuple(sorted(_data_overrides(args.data).items())),
+        data_overrides=overrides,
         device=args.device,
         precision=args.precision,
         batch_size=args.batch_size,
@@ -164,16 +166,18 @@ def cmd_run(args) -> int:
 
 
 def cmd_stats(args) -> int:
+    names = _select(args.names, args.all_models)
     from vitbench.stats import stats_main
 
-    return stats_main(_select(args.names, args.all_models), as_json=args.json, results_dir=args.results_dir)
+    return stats_main(names, as_json=args.json, results_dir=args.results_dir)
 
 
 def cmd_bench(args) -> int:
+    checkpoints = tuple(_select(args.names, args.all_models))
     from vitbench.bench import BenchConfig, bench_main
 
     cfg = BenchConfig(
-        checkpoints=tuple(_select(args.names, args.all_models)),
+        checkpoints=checkpoints,
         device=args.device,
         precision=args.precision,
         batch_size=args.batch_size,
