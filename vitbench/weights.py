@@ -1,0 +1,517 @@
+"""Weights: find a checkpoint's weight file and load it strictly, with errors that say what to do.
+
+Where weights come from, in order (`resolve_weights`):
+
+1. an explicit `weights` path: a weight file, or a transformers folder (config.json + model.safetensors
+   or pytorch_model.bin);
+2. `weights_dir`: `<checkpoint>.safetensors|.pth|.bin` or a transformers folder `<checkpoint>/`; a Hub
+   id such as `google/vit-hybrid-base-bit-384` may appear as `google--vit-hybrid-base-bit-384` or as the
+   nested path `google/vit-hybrid-base-bit-384`;
+3. the local Hugging Face cache (works with HF_HUB_OFFLINE=1), then the Hub itself.
+
+Loading (`load_weights`) reads the file without running pickled code, applies the model family's
+`checkpoint_filter_fn` (the one place keys are remapped) and checks every key and shape before
+`load_state_dict(strict=True)`: a mismatch is an error naming the file and the keys, never a silent
+partial load.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from vitbench.records import WeightsInfo, safe_name
+
+FILE_SUFFIXES = (".safetensors", ".pth", ".bin")        # looked for in a weights dir, in this order
+TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")        # read with torch.load(weights_only=True)
+HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")   # in a transformers folder / Hub repo
+HUB_CONFIG_FILES = ("config.json", "preprocessor_config.json")  # transformers format; the first required
+_CONTAINER_KEYS = ("state_dict", "model")                # training checkpoints that wrap a state dict
+_SHOW = 10                                               # keys listed per kind of mismatch
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """No weights for a checkpoint anywhere vitbench looked; the message lists the places and the fixes."""
+
+
+class WeightsLoadError(RuntimeError):
+    """A weight file that cannot be read, or whose keys/shapes do not match the model."""
+
+
+# ---------------------------------------------------------------------------- resolving
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    path: Path          # the weight file, or a transformers folder
+    source: str         # 'file' | 'weights-dir' | 'hf-cache' | 'hf-hub'
+
+    @property
+    def file(self) -> Path:
+        """The weight file itself (inside the folder for a transformers folder)."""
+        return _file_read(self.path)
+
+    def sha256(self) -> str:
+        return file_sha256(self.file)
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes (following symlinks, as in the HF cache), cached per path+mtime+size."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]
+
+
+def is_transformers_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file() and any(
+        (path / f).is_file() for f in HUB_WEIGHT_FILES)
+
+
+def weight_file(path: str | Path) -> Path:
+    """The file to read for `path`: itself, or a transformers folder's model.safetensors/pytorch_model.bin."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    for f in HUB_WEIGHT_FILES:
+        if (path / f).is_file():
+            return path / f
+    present = sorted(p.name for p in path.iterdir())[:_SHOW]
+    raise WeightsLoadError(
+        f"{path}: a folder without {' or '.join(HUB_WEIGHT_FILES)} (it holds: {', '.join(present) or 'nothing'}). "
+        f"Point at a weight file, or at a transformers folder holding config.json and model.safetensors."
+    )
+
+
+def _is_true(value: str | None) -> bool:
+    return (value or "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE), read now rather than when huggingface_hub was imported."""
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+    return _is_true(env) if env is not None else bool(constants.HF_HUB_OFFLINE)
+
+
+def hf_cache_dir() -> Path:
+    """The HF hub cache huggingface_hub would use, read from the environment now (tests repoint it)."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.path.expandvars(os.path.expanduser(os.environ[var])))
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    home = os.environ.get("HF_HOME") or os.path.join(xdg, "huggingface")
+    return Path(os.path.expandvars(os.path.expanduser(home))) / "hub"
+
+
+def _checkpoint_source(name: str) -> tuple[str | None, str]:
+    """(hf_hub_id, weights_format) of a registered checkpoint; (None, 'timm') for a bare architecture."""
+    from vitbench.registry import get_checkpoint, is_registered
+
+    if not is_registered(name):
+        return None, "timm"
+    cfg = get_checkpoint(name)
+    return cfg.hf_hub_id, cfg.weights_format
+
+
+def _explicit(weights: Path) -> ResolvedWeights:
+    if weights.is_file() or is_transformers_folder(weights):
+        return ResolvedWeights(weights, "file")
+    if weights.is_dir():
+        weight_file(weights)   # raises, naming what the folder lacks
+        raise WeightsNotFoundError(
+            f"{weights}: a folder with weights but no config.json; a transformers folder needs both. "
+            f"Point `weights` at the weight file itself instead.")
+    raise WeightsNotFoundError(f"Weights file {weights} does not exist (given explicitly as `weights`).")
+
+
+def _dir_candidates(name: str, weights_dir: Path) -> list[Path]:
+    stems = [weights_dir / safe_name(name)]
+    if "/" in name:
+        stems.append(weights_dir / name)
+    return [s.with_name(s.name + sfx) for s in stems for sfx in FILE_SUFFIXES] + stems
+
+
+def _from_weights_dir(name: str, weights_dir: Path, looked: list[str]) -> ResolvedWeights | None:
+    candidates = _dir_candidates(name, weights_dir)
+    for p in candidates:
+        if p.is_file() or is_transformers_folder(p):
+            return ResolvedWeights(p, "weights-dir")
+    shown = ", ".join(p.name if p.parent == weights_dir else str(p.relative_to(weights_dir))
+                      for p in candidates)
+    exists = "" if weights_dir.is_dir() else " (the folder does not exist)"
+    looked.append(f"weights dir {weights_dir}{exists}: none of {shown}"
+                  f" (a folder must hold config.json and {' or '.join(HUB_WEIGHT_FILES)})")
+    return None
+
+
+def _cached_file(repo_id: str, filename: str, cache_dir: Path) -> Path | None:
+    """A file of `repo_id` in the local HF cache: the `main` snapshot first, then any other snapshot."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, filename, cache_dir=str(cache_dir))
+    except Exception:   # a malformed repo id or cache entry is just "not cached"
+        found = None
+    if isinstance(found, str) and Path(found).is_file():
+        return Path(found)
+    snapshots = cache_dir / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+    if snapshots.is_dir():
+        hits = [p / filename for p in snapshots.iterdir() if (p / filename).is_file()]
+        if hits:
+            return max(hits, key=lambda p: p.stat().st_mtime)
+    return None
+
+
+def _from_hf_cache(repo_id: str, fmt: str, cache_dir: Path, looked: list[str]) -> ResolvedWeights | None:
+    for fname in HUB_WEIGHT_FILES:
+        found = _cached_file(repo_id, fname, cache_dir)
+        if found is None:
+            continue
+        if fmt != "transformers":
+            return ResolvedWeights(found, "hf-cache")
+        if (found.parent / "config.json").is_file():
+            return ResolvedWeights(found.parent, "hf-cache")
+    looked.append(f"HF cache {cache_dir}: repo {repo_id} has no cached "
+                  f"{' or '.join(HUB_WEIGHT_FILES)}{' with config.json' if fmt == 'transformers' else ''}")
+    return None
+
+
+_HUB_UNREACHABLE: str | None = None   # first connection failure this process; later lookups skip the Hub
+
+
+def _from_hub(repo_id: str, fmt: str, cache_dir: Path, looked: list[str]) -> ResolvedWeights | None:
+    """Download from the Hub; every failure becomes a line in `looked`, never an exception."""
+    global _HUB_UNREACHABLE
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    if hub_offline():
+        looked.append(f"HF hub {repo_id}: not asked, offline (HF_HUB_OFFLINE=1)")
+        return None
+    if _HUB_UNREACHABLE:
+        looked.append(f"HF hub {repo_id}: not asked, unreachable earlier in this run ({_HUB_UNREACHABLE})")
+        return None
+    def download(fname: str) -> Path:
+        try:
+            return Path(hf_hub_download(repo_id, fname, cache_dir=str(cache_dir)))
+        except LocalEntryNotFoundError as e:   # the connection failed and nothing is cached
+            raise ConnectionError(str(e).splitlines()[0]) from None
+
+    try:
+        missing = []
+        for fname in HUB_WEIGHT_FILES:
+            try:
+                path = download(fname)
+            except EntryNotFoundError:
+                missing.append(fname)
+                continue
+            if fmt != "transformers":
+                return ResolvedWeights(path, "hf-hub")
+            try:
+                download(HUB_CONFIG_FILES[0])
+            except EntryNotFoundError:
+                looked.append(f"HF hub {repo_id}: has {fname} but no config.json (transformers format)")
+                return None
+            try:
+                download(HUB_CONFIG_FILES[1])
+            except EntryNotFoundError:
+                pass   # optional: vitbench takes preprocessing from its registry
+            return ResolvedWeights(path.parent, "hf-hub")
+    except RepositoryNotFoundError as e:   # also gated repos
+        looked.append(f"HF hub {repo_id}: repository not found or not accessible ({type(e).__name__}; "
+                      f"a gated or private repo needs `hf auth login`)")
+        return None
+    except Exception as e:   # network down, DNS, timeouts, HTTP 5xx: a clear line, not a traceback
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        reason = f"{type(e).__name__}: {first}" if first else type(e).__name__
+        _HUB_UNREACHABLE = reason
+        looked.append(f"HF hub {repo_id}: unreachable ({reason})")
+        return None
+    looked.append(f"HF hub {repo_id}: the repository has none of {', '.join(missing)}")
+    return None
+
+
+def _not_found_message(name: str, repo_id: str | None, looked: list[str]) -> str:
+    places = "\n".join(f"  - {line}" for line in looked)
+    fixes = [f"--weights-dir DIR holding DIR/{safe_name(name)}.safetensors (or .pth/.bin, or a "
+             f"transformers folder DIR/{safe_name(name)}/ with config.json and model.safetensors)"]
+    if repo_id:
+        fixes.append(f"`hf download {repo_id}` (older clients: `huggingface-cli download {repo_id}`) "
+                     f"on a machine with network, then copy the HF cache; it is used offline too")
+    fixes.append("HF_HOME=DIR (or HF_HUB_CACHE=DIR/hub) pointing at an existing Hugging Face cache")
+    fixes.append("an explicit file: create_model(name, weights=PATH)")
+    return (f"No weights found for {name!r}. Looked in:\n{places}\nProvide weights with one of:\n"
+            + "\n".join(f"  - {f}" for f in fixes))
+
+
+def resolve_weights(name: str, weights: str | Path | None = None,
+                    weights_dir: str | Path | None = None) -> ResolvedWeights:
+    """Find checkpoint `name`'s weights: explicit `weights`, then `weights_dir`, then HF cache, then Hub.
+
+    Raises WeightsNotFoundError listing every place looked and how to provide the weights.
+    """
+    if weights is not None:
+        return _explicit(Path(weights).expanduser())
+    looked: list[str] = []
+    if weights_dir is not None:
+        found = _from_weights_dir(name, Path(weights_dir).expanduser(), looked)
+        if found:
+            return found
+    else:
+        looked.append("weights dir: none given (--weights-dir)")
+    repo_id, fmt = _checkpoint_source(name)
+    if repo_id is None:
+        looked.append(f"HF cache / hub: not searched, {name!r} is not a registered checkpoint "
+                      f"(a bare architecture has no Hub repo)")
+        raise WeightsNotFoundError(_not_found_message(name, None, looked))
+    cache_dir = hf_cache_dir()
+    found = _from_hf_cache(repo_id, fmt, cache_dir, looked) or _from_hub(repo_id, fmt, cache_dir, looked)
+    if found:
+        return found
+    raise WeightsNotFoundError(_not_found_message(name, repo_id, looked))
+
+
+# ---------------------------------------------------------------------------- reading
+
+def _sniff(path: Path) -> str:
+    """What a file that failed to load looks like, for the error message."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as e:
+        return f"unreadable ({e})"
+    text = head.lstrip()
+    if size == 0:
+        return "an empty file (0 bytes)"
+    if head.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer, not the weights (run `git lfs pull` or download the file itself)"
+    if text[:1] in (b"<",) and b"html" in text[:200].lower():
+        return f"an HTML page ({size} bytes), probably a saved error or login page"
+    if text[:1] in (b"{", b"["):
+        return f"JSON text ({size} bytes), not weights"
+    if head[:4] == b"PK\x03\x04":
+        return f"a zip archive ({size} bytes): a torch.save file; name it .pth"
+    if head[:1] == b"\x80":
+        return f"a pickle ({size} bytes): a torch.save file; name it .pth"
+    if len(head) >= 10 and head[8:10] in (b'{"', b"{'"):
+        n = int.from_bytes(head[:8], "little")
+        return (f"a safetensors file of {size} bytes whose header promises {n} header bytes and data "
+                f"beyond; truncated or corrupt (download it again)")
+    if head[:6] == b"\x93NUMPY" or path.suffix == ".npz":
+        return "a NumPy archive (original JAX/big_vision weights); convert it with timm and save as safetensors"
+    return f"{size} bytes of unrecognised content starting {head[:16]!r}"
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as e:
+        raise WeightsLoadError(
+            f"{path}: cannot read as safetensors ({type(e).__name__}: {e}). The file looks like "
+            f"{_sniff(path)}.") from None
+
+
+def _read_torch(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        if "weights only" in text.lower() or "weights_only" in text:
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", text) or re.search(r"Unsupported operand \S+", text)
+            what = f"it references {found.group(1)}" if found and found.groups() else "it is not plain tensors"
+            raise WeightsLoadError(
+                f"{path}: refused: this pickle needs code to load ({what}). Running a checkpoint's "
+                f"pickled code means trusting it completely. If you trust the file, convert it once: "
+                f"`sd = torch.load(f, weights_only=False)` then `safetensors.torch.save_file(sd, "
+                f"'{path.stem}.safetensors')`, and load the .safetensors instead.") from None
+        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        raise WeightsLoadError(f"{path}: not a readable torch checkpoint ({first}); the file looks like "
+                               f"{_sniff(path)}.") from None
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsLoadError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {msg}); "
+                               f"the file looks like {_sniff(path)}.") from None
+
+
+def _is_tensor_dict(obj) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:
+    """The state dict inside a torch checkpoint: itself, or its single 'state_dict'/'model' entry."""
+    if not _is_tensor_dict(obj):
+        if not isinstance(obj, dict):
+            raise WeightsLoadError(f"{path}: holds a {type(obj).__name__}, not a state dict (a dict of "
+                                   f"tensors).")
+        found = [k for k in _CONTAINER_KEYS if _is_tensor_dict(obj.get(k))]
+        if len(found) != 1:
+            keys = ", ".join(repr(k) for k in list(obj)[:_SHOW])
+            why = (f"both {found[0]!r} and {found[1]!r} hold weights; ambiguous" if found
+                   else f"no {' or '.join(repr(k) for k in _CONTAINER_KEYS)} entry holding tensors")
+            raise WeightsLoadError(f"{path}: a dict that is not a state dict ({why}); its keys: {keys}. "
+                                   f"Save the state dict you mean on its own as safetensors.")
+        obj = obj[found[0]]
+    if all(k.startswith("module.") for k in obj):   # saved from DataParallel / DDP
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return dict(obj)
+
+
+def _read_sharded(index: Path) -> dict[str, torch.Tensor]:
+    shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    sd: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        sd.update(_read_safetensors(index.parent / shard))
+    return sd
+
+
+def _file_read(path: Path) -> Path:
+    """The file `read_state_dict(path)` reads (a sharded folder: its index)."""
+    if path.is_dir() and not any((path / f).is_file() for f in HUB_WEIGHT_FILES):
+        index = path / "model.safetensors.index.json"
+        if index.is_file():
+            return index
+    return weight_file(path)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict in a weight file or transformers folder, read without running pickled code.
+
+    `.safetensors` via safetensors; `.pth`/`.pt`/`.bin`/`.ckpt` via torch.load(weights_only=True);
+    a folder reads its model.safetensors (or a sharded index) or pytorch_model.bin.
+    Raises WeightsLoadError naming the file and what it holds when it is not a readable state dict.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise WeightsNotFoundError(f"Weights file {path} does not exist.")
+    path = _file_read(path)
+    if path.name == "model.safetensors.index.json":
+        return _read_sharded(path)
+    if path.suffix == ".safetensors":
+        sd = _read_safetensors(path)
+    elif path.suffix in TORCH_SUFFIXES:
+        sd = _unwrap(_read_torch(path), path)
+    else:
+        raise WeightsLoadError(f"{path}: unknown weight file type {path.suffix!r} (expected "
+                               f"{', '.join(('.safetensors',) + TORCH_SUFFIXES)}); it looks like {_sniff(path)}.")
+    if not sd:
+        raise WeightsLoadError(f"{path}: holds no tensors.")
+    return sd
+
+
+# ---------------------------------------------------------------------------- loading
+
+def _head_keys(model: nn.Module) -> set[str]:
+    """State-dict keys of the classifier head (via timm's `get_classifier()`, else a module named head)."""
+    head = model.get_classifier() if hasattr(model, "get_classifier") else getattr(model, "head", None)
+    if not isinstance(head, nn.Module):
+        return set()
+    for prefix, module in model.named_modules():
+        if module is head:
+            return {f"{prefix}.{k}" for k in head.state_dict()}
+    return set()
+
+
+def _checkpoint_classes(sd: dict[str, torch.Tensor], head_keys: set[str]) -> int | None:
+    """Classes of the checkpoint's head: the first dim of the head weight (the model's key, or head.weight)."""
+    for key in sorted(k for k in head_keys if k.endswith("weight")) + ["head.weight"]:
+        if key in sd and sd[key].ndim >= 1:
+            return int(sd[key].shape[0])
+    return None
+
+
+def _listing(title: str, items: list[str]) -> str:
+    shown = "\n".join(f"    {s}" for s in items[:_SHOW])
+    more = f"\n    ... and {len(items) - _SHOW} more" if len(items) > _SHOW else ""
+    return f"  {title} ({len(items)}):\n{shown}{more}"
+
+
+def check_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], file: Path | str) -> None:
+    """Raise WeightsLoadError unless `sd` has exactly the model's keys with the model's shapes."""
+    model_sd = model.state_dict()
+    missing = [k for k in model_sd if k not in sd]
+    unexpected = [k for k in sd if k not in model_sd]
+    mismatched = [f"{k}: checkpoint {tuple(sd[k].shape)}, model {tuple(v.shape)}"
+                  for k, v in model_sd.items() if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
+    if not (missing or unexpected or mismatched):
+        return
+    head_keys = _head_keys(model)
+    problem_keys = set(missing) | set(unexpected) | {m.split(":")[0] for m in mismatched}
+    lines = [f"{file}: the checkpoint does not match {type(model).__name__}; nothing was loaded."]
+    n_ckpt = _checkpoint_classes(sd, head_keys)
+    n_model = getattr(model, "num_classes", None)
+    if n_ckpt is not None and n_model is not None and n_ckpt != n_model and (
+            problem_keys & (head_keys | {"head.weight", "head.bias"})):
+        lines.append(f"  the checkpoint has {n_ckpt} classes, the model {n_model}: pass num_classes={n_ckpt}")
+    if missing:
+        lines.append(_listing("missing from the checkpoint", missing))
+    if unexpected:
+        lines.append(_listing("unexpected in the checkpoint", unexpected))
+    if mismatched:
+        lines.append(_listing("shape mismatches", mismatched))
+    lines.append("  Check that the file is this checkpoint's (architecture and variant), "
+                 "or that the family's checkpoint_filter_fn handles its layout.")
+    raise WeightsLoadError("\n".join(lines))
+
+
+def load_weights(model: nn.Module, path_or_dir: str | Path) -> Path:
+    """Load a weight file or transformers folder into `model` strictly; return the file actually read.
+
+    The model family's `checkpoint_filter_fn(state_dict, model)`, when the model has one, remaps keys
+    first. Missing keys, unexpected keys and shape mismatches raise WeightsLoadError naming the file
+    (a head of another size says which num_classes to pass); nothing is loaded then.
+    """
+    path = Path(path_or_dir)
+    sd = read_state_dict(path)
+    file = _file_read(path)
+    filter_fn = getattr(model, "checkpoint_filter_fn", None)
+    if callable(filter_fn):
+        try:
+            sd = filter_fn(sd, model)
+        except WeightsLoadError:
+            raise
+        except Exception as e:
+            raise WeightsLoadError(f"{file}: {type(model).__name__}.checkpoint_filter_fn failed on this "
+                                   f"checkpoint ({type(e).__name__}: {e}).") from e
+    check_state_dict(model, sd, file)
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise WeightsLoadError(f"{file}: load_state_dict failed: {e}") from None
+    return file
+
+
+def load_pretrained(model: nn.Module, name: str, weights: str | Path | None = None,
+                    weights_dir: str | Path | None = None) -> WeightsInfo:
+    """Resolve checkpoint `name`'s weights, load them strictly; the WeightsInfo is also `model.weights_info`."""
+    resolved = resolve_weights(name, weights=weights, weights_dir=weights_dir)
+    load_weights(model, resolved.path)
+    info = WeightsInfo(source=resolved.source, path=str(resolved.path), sha256=resolved.sha256())
+    model.weights_info = info
+    return info
+
+
+__all__ = [
+    "WeightsNotFoundError", "WeightsLoadError", "ResolvedWeights", "resolve_weights", "read_state_dict",
+    "load_weights", "load_pretrained", "check_state_dict", "file_sha256", "hf_cache_dir",
+]
