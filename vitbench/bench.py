@@ -1,0 +1,315 @@
+"""Inference throughput benchmark, in the spirit of timm's benchmark.py.
+
+Each checkpoint's architecture is built with random-init weights and timed on a random input at the
+checkpoint's input size: model.eval() under torch.inference_mode(), in the asked precision (fp32;
+amp_bf16 / amp_fp16 = autocast; bf16 = model and input cast), optionally torch.compile'd and
+channels_last. After `warmup_steps`, `repeats` runs of `timed_steps` forward passes are timed (CUDA
+events + synchronize on CUDA, time.perf_counter on CPU); the record holds the median samples/s with its
+(min, max) spread over the repeats, the median step time, the batch-1 latency and the peak memory.
+
+On CUDA an out-of-memory batch is retried at the next smaller size of `BATCH_LADDER`
+(`run_with_batch_decay`), and the record keeps the size used and the sizes that ran out of memory.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import torch
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PRECISIONS = ("fp32", "amp_bf16", "amp_fp16", "bf16")
+
+# Batch sizes tried, largest first, after an out-of-memory error (timm's benchmark decays the same way).
+BATCH_LADDER = (1024, 768, 512, 384, 256, 192, 128, 96, 64, 48, 32, 24, 16, 8, 4, 2, 1)
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Per-device defaults; None fields of BenchConfig take these."""
+    batch_size: int
+    warmup_steps: int
+    timed_steps: int
+    repeats: int
+
+
+# CPU: timm's published CPU benchmark runs batch 1; a few steps keep `vitbench run --all` on a 2-core
+# machine to minutes. CUDA: timm's benchmark.py defaults (batch 256, 10 warmup, 40 timed steps).
+DEFAULTS = {
+    "cpu": BenchSettings(batch_size=1, warmup_steps=1, timed_steps=3, repeats=3),
+    "cuda": BenchSettings(batch_size=256, warmup_steps=10, timed_steps=40, repeats=3),
+}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    checkpoints: tuple[str, ...]
+    device: str = "cpu"
+    precision: str = "fp32"                 # fp32 | amp_bf16 | amp_fp16 | bf16
+    batch_size: int | None = None           # None: the device default (CPU 1, CUDA 256)
+    compile: bool = False
+    channels_last: bool = False
+    results_dir: Path = field(default_factory=lambda: Path("results"))
+    force: bool = False                     # rerun checkpoints that already have a record
+    warmup_steps: int | None = None
+    timed_steps: int | None = None
+    repeats: int | None = None
+
+    def settings(self) -> BenchSettings:
+        base = DEFAULTS["cuda" if _device_type(self.device) == "cuda" else "cpu"]
+        return BenchSettings(
+            batch_size=self.batch_size or base.batch_size,
+            warmup_steps=base.warmup_steps if self.warmup_steps is None else self.warmup_steps,
+            timed_steps=self.timed_steps or base.timed_steps,
+            repeats=self.repeats or base.repeats,
+        )
+
+
+def _device_type(device: str) -> str:
+    return torch.device(device).type
+
+
+# ---------------------------------------------------------------------------- OOM batch decay
+
+def batch_ladder(start: int) -> list[int]:
+    """`start`, then every smaller size of BATCH_LADDER: the sizes tried after out-of-memory errors."""
+    if start < 1:
+        raise ValueError(f"batch size must be >= 1, got {start}")
+    return [start] + [b for b in BATCH_LADDER if b < start]
+
+
+def run_with_batch_decay(step: Callable[[int], T], start: int,
+                         on_oom: Callable[[], None] | None = None) -> tuple[int, list[int], T]:
+    """Call `step(batch_size)` down the batch ladder from `start` until one does not run out of memory.
+
+    Returns (batch size used, sizes that ran out of memory, step's result). `on_oom` runs after each
+    out-of-memory error, outside the except block so the failed step's tensors are already freed.
+    """
+    ooms: list[int] = []
+    for bs in batch_ladder(start):
+        try:
+            return bs, ooms, step(bs)
+        except torch.OutOfMemoryError:
+            ooms.append(bs)
+            log.info("batch %d ran out of memory; trying a smaller one", bs)
+        if on_oom is not None:
+            on_oom()
+    raise torch.OutOfMemoryError(f"out of memory even at batch size 1 (tried {ooms})")
+
+
+def _empty_cuda_cache() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------------------- timing
+
+@dataclass(frozen=True)
+class Timing:
+    samples_per_sec: float                  # median over repeats
+    spread: tuple[float, float]             # (min, max) samples/s over repeats
+    step_time_ms: float                     # median step time
+    peak_memory_mb: float | None
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "amp_bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "amp_fp16":
+        return torch.autocast(device.type, dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _input_dtype(precision: str) -> torch.dtype:
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+class _Clock:
+    """Elapsed milliseconds of a block: CUDA events on CUDA, perf_counter on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def __enter__(self):
+        if self.cuda:
+            self._start, self._end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            self._start.record()
+        else:
+            self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            self._end.record()
+            torch.cuda.synchronize()
+            self.ms = self._start.elapsed_time(self._end)
+        else:
+            self.ms = (time.perf_counter() - self._t0) * 1e3
+        return False
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
+
+
+def time_model(model: torch.nn.Module, batch_size: int, img_size: int, device: torch.device,
+               precision: str, channels_last: bool, s: BenchSettings) -> Timing:
+    """Warm up, then time `s.repeats` runs of `s.timed_steps` forward passes at `batch_size`."""
+    x = torch.randn(batch_size, 3, img_size, img_size, device=device, dtype=_input_dtype(precision))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    rss0 = _rss_mb()
+    with torch.inference_mode(), _autocast(device, precision):
+        for _ in range(s.warmup_steps):
+            model(x)
+        rates, steps = [], []
+        for _ in range(s.repeats):
+            with _Clock(device) as clock:
+                for _ in range(s.timed_steps):
+                    model(x)
+            step_ms = clock.ms / s.timed_steps
+            steps.append(step_ms)
+            rates.append(batch_size * 1e3 / step_ms)
+    if cuda:
+        peak = torch.cuda.max_memory_allocated(device) / 2**20   # weights + activations
+    else:
+        peak = max(_rss_mb() - rss0, 0.0)    # best effort: growth of the process's peak RSS
+    return Timing(statistics.median(rates), (min(rates), max(rates)), statistics.median(steps), peak)
+
+
+# ---------------------------------------------------------------------------- one checkpoint
+
+def build_model(name: str, cfg: BenchConfig) -> torch.nn.Module:
+    """The checkpoint's architecture with random-init weights, ready to time."""
+    from vitbench.models import create_model
+
+    device = torch.device(cfg.device)
+    with torch.device(device):                # init where it runs: fast on CUDA, no host copy
+        model = create_model(name)
+    model.eval()
+    if cfg.precision == "bf16":
+        model = model.to(torch.bfloat16)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        model = torch.compile(model)
+    return model
+
+
+def benchmark_checkpoint(name: str, cfg: BenchConfig):
+    """Benchmark registered checkpoint `name` (random-init weights) and return its BenchRecord."""
+    from vitbench.records import BenchRecord, provenance
+    from vitbench.registry import get_checkpoint
+
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {cfg.precision!r}; choose from {', '.join(PRECISIONS)}")
+    ckpt = get_checkpoint(name)
+    device = torch.device(cfg.device)
+    s = cfg.settings()
+    model = build_model(name, cfg)
+    img = ckpt.img_size
+
+    def timed(bs: int) -> Timing:
+        return time_model(model, bs, img, device, cfg.precision, cfg.channels_last, s)
+
+    on_oom = _empty_cuda_cache if device.type == "cuda" else None
+    bs, ooms, t = run_with_batch_decay(timed, s.batch_size, on_oom=on_oom)
+    if bs == 1:
+        latency = t.step_time_ms
+    else:   # a shorter run at batch 1 for the latency figure
+        short = replace(s, warmup_steps=min(s.warmup_steps, 2) or 1, timed_steps=max(s.timed_steps // 4, 2))
+        latency = time_model(model, 1, img, device, cfg.precision, cfg.channels_last, short).step_time_ms
+    return BenchRecord(
+        checkpoint=name,
+        architecture=ckpt.architecture,
+        device=device.type,
+        precision=cfg.precision,
+        img_size=img,
+        batch_size=bs,
+        samples_per_sec=round(t.samples_per_sec, 3),
+        samples_per_sec_spread=(round(t.spread[0], 3), round(t.spread[1], 3)),
+        step_time_ms=round(t.step_time_ms, 3),
+        latency_ms_bs1=round(latency, 3),
+        peak_memory_mb=None if t.peak_memory_mb is None else round(t.peak_memory_mb, 1),
+        compile=cfg.compile,
+        channels_last=cfg.channels_last,
+        warmup_steps=s.warmup_steps,
+        timed_steps=s.timed_steps,
+        repeats=s.repeats,
+        oom_batch_sizes=ooms,
+        provenance=provenance(cfg.device),
+    )
+
+
+# ---------------------------------------------------------------------------- the CLI stage
+
+def _ensure_stats(results_dir: Path, name: str) -> None:
+    """The benchmark CSV takes GMACs/activations from stats records; write one if missing (cheap)."""
+    from vitbench.records import stats_path, write_record
+    from vitbench.stats import stats_record
+
+    path = stats_path(results_dir, name)
+    if not path.exists():
+        try:
+            write_record(path, stats_record(name))
+        except Exception as e:  # noqa: BLE001 - the throughput record stands without it
+            log.warning("%s: could not count stats (%s)", name, e)
+
+
+def _write_csvs(results_dir: Path) -> None:
+    try:
+        from vitbench.results import write_benchmark_csvs
+    except ImportError:
+        return
+    for p in write_benchmark_csvs(results_dir):
+        print(f"wrote {p}")
+
+
+def bench_main(cfg: BenchConfig) -> int:
+    """`vitbench bench`: benchmark each checkpoint without a record (all with force), write records
+    and the benchmark CSVs. Exit status 0, or 1 if any checkpoint failed (the others still run)."""
+    from vitbench.records import bench_path, write_record
+
+    results_dir = Path(cfg.results_dir)
+    dev = _device_type(cfg.device)
+    failed = 0
+    for name in cfg.checkpoints:
+        path = bench_path(results_dir, name, cfg.precision, dev)
+        if path.exists() and not cfg.force:
+            print(f"{name}: has a record ({path}); skipped (--force reruns)")
+            continue
+        try:
+            rec = benchmark_checkpoint(name, cfg)
+        except Exception as e:  # noqa: BLE001 - one failure must not stop the run
+            print(f"{name}: benchmark failed: {type(e).__name__}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        finally:
+            if dev == "cuda":
+                _empty_cuda_cache()
+        write_record(path, rec)
+        _ensure_stats(results_dir, name)
+        lo, hi = rec.samples_per_sec_spread
+        oom = f", OOM at {rec.oom_batch_sizes}" if rec.oom_batch_sizes else ""
+        print(f"{name:<55} {rec.samples_per_sec:>10.2f} samples/s ({lo:.2f}-{hi:.2f})  "
+              f"batch {rec.batch_size}{oom}  step {rec.step_time_ms:.2f} ms  "
+              f"bs1 {rec.latency_ms_bs1:.2f} ms")
+    _write_csvs(results_dir)
+    return 1 if failed else 0
