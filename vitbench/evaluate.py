@@ -1,0 +1,357 @@
+"""The eval loop and its scoring: build loader -> run -> score -> aggregate.
+
+    loader = build_loader(dataset, batch_size=256, workers=8, device="cuda")
+    spec = EvalSpec.for_dataset(dataset, model.data_config)
+    result = evaluate(model, loader, spec, device="cuda", precision="amp_bf16")
+    write_predictions(path.with_suffix(".parquet"), result, files=dataset.files)
+
+Images arrive as uint8 [B,3,H,W] (cropped, not normalized) and are normalized on the device, so the
+loader moves a quarter of the bytes. Top-1/top-5 come from torchmetrics accumulators, which sync across
+processes in a data-parallel run (`DistributedSampler` in `build_loader`); ReaL is scored from the
+per-sample top-5, which every job keeps (and writes as parquet) so that ReaL, intervals and
+model-vs-model tests can be recomputed without rerunning.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+PRECISIONS = ("fp32", "amp_bf16", "amp_fp16", "bf16")
+TOPK = 5
+Z_95 = 1.959963984540054   # standard-normal quantile for a two-sided 95% interval
+
+
+# ---------------------------------------------------------------------------- specs and results
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """What scoring needs to know beyond the images: normalization and the label space."""
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    subset: tuple[int, ...] | None = None           # A/R: the 200 class indices logits are restricted to
+    label_sets: tuple[tuple[int, ...], ...] | None = None   # ReaL: label set per dataset index
+
+    @classmethod
+    def for_dataset(cls, dataset, data_config) -> "EvalSpec":
+        subset = getattr(dataset, "subset", None)
+        label_sets = getattr(dataset, "label_sets", None)
+        return cls(
+            mean=tuple(data_config.mean),
+            std=tuple(data_config.std),
+            subset=tuple(int(i) for i in subset) if subset is not None else None,
+            label_sets=tuple(tuple(s) for s in label_sets) if label_sets is not None else None,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    """Per-sample outputs, in loader order. Class indices are ImageNet-1k indices (also for A/R)."""
+    index: np.ndarray          # int64 [N]   dataset index of the image
+    target: np.ndarray         # int64 [N]   ImageNet-1k class index
+    top5_idx: np.ndarray       # int64 [N,5] best five classes, best first
+    top5_prob: np.ndarray      # float32 [N,5] their softmax probabilities (over the subset for A/R)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@dataclass(frozen=True, eq=False)
+class EvalResult:
+    top1: float                          # percent
+    top5: float                          # percent
+    n: int                               # images evaluated
+    n_scored: int                        # images that count (ReaL: non-empty label set)
+    top1_ci: tuple[float, float]         # 95% Wilson interval, percent
+    top5_ci: tuple[float, float]
+    predictions: Predictions
+    skipped_files: tuple[str, ...] = ()
+    wall_time_s: float = 0.0
+    images_per_sec: float = 0.0
+
+
+@dataclass
+class _RunOutputs:
+    """What the run phase hands to scoring: per-sample rows plus the metric accumulators."""
+    predictions: Predictions
+    top1_metric: object
+    top5_metric: object
+    skipped_files: list[str] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+# ---------------------------------------------------------------------------- phase 1: loader
+
+def build_loader(dataset, batch_size: int, workers: int = 0, device: str = "cpu",
+                 distributed: bool = False) -> torch.utils.data.DataLoader:
+    """A deterministic eval loader over `dataset` yielding `collate_eval` batches.
+
+    distributed: shard across the initialized process group (each rank sees 1/world of the images;
+    DistributedSampler pads the last shard by repeating images, so de-duplicate predictions by
+    index after gathering them).
+    """
+    from vitbench.data.datasets import collate_eval
+
+    sampler = None
+    if distributed:
+        sampler = torch.utils.data.distributed.DistributedSampler(dataset, shuffle=False, drop_last=False)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate_eval,
+        pin_memory=str(device).startswith("cuda"),
+        persistent_workers=False,   # one pass per dataset; idle workers would hold RAM across jobs
+        drop_last=False,
+    )
+
+
+# ---------------------------------------------------------------------------- phase 2: run
+
+def _autocast(device: str, precision: str):
+    device_type = torch.device(device).type
+    if precision == "amp_bf16":
+        return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+    if precision == "amp_fp16":
+        return torch.autocast(device_type=device_type, dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _input_dtype(precision: str) -> torch.dtype:
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def _make_metrics(num_classes: int, device: str):
+    from torchmetrics.classification import MulticlassAccuracy
+
+    k5 = min(TOPK, num_classes)
+    top1 = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro").to(device)
+    top5 = MulticlassAccuracy(num_classes=num_classes, top_k=k5, average="micro").to(device)
+    return top1, top5
+
+
+def _subset_remap(subset: Sequence[int] | None, num_classes: int, device) -> torch.Tensor | None:
+    """ImageNet-1k index -> position in the subset (-1 outside it)."""
+    if subset is None:
+        return None
+    remap = torch.full((max(num_classes, max(subset) + 1),), -1, dtype=torch.long)
+    remap[torch.as_tensor(subset, dtype=torch.long)] = torch.arange(len(subset))
+    return remap.to(device)
+
+
+def _progress(total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    disable = bool(os.environ.get("TQDM_DISABLE")) or not sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, unit="img", disable=disable, dynamic_ncols=True, leave=False)
+
+
+def restrict_logits(logits: torch.Tensor, subset_t: torch.Tensor | None) -> torch.Tensor:
+    """A/R: keep only the subset's columns, so a class outside the subset can never be predicted."""
+    return logits if subset_t is None else logits.index_select(1, subset_t)
+
+
+def run_model(model: nn.Module, loader, spec: EvalSpec, device: str = "cpu", precision: str = "fp32",
+              desc: str = "eval") -> _RunOutputs:
+    """Forward every batch; keep per-sample top-5 and update the (syncable) accuracy metrics."""
+    from vitbench.data.transforms import normalize_batch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    dev = torch.device(device)
+    non_blocking = dev.type == "cuda"
+    model = model.to(dev).eval()
+    if precision == "bf16":
+        model = model.to(torch.bfloat16)
+    subset_t = torch.as_tensor(spec.subset, dtype=torch.long, device=dev) if spec.subset else None
+    remap = None
+    top1_m = top5_m = None
+    rows: dict[str, list] = {"index": [], "target": [], "top5_idx": [], "top5_prob": []}
+    skipped: list[str] = []
+    n_seen = 0
+    t0 = time.perf_counter()
+    bar = _progress(len(getattr(loader, "dataset", None) or []), desc)
+    with torch.inference_mode(), bar:
+        for images, targets, indices, skipped_files in loader:
+            skipped += [str(f) for f in skipped_files]
+            if len(targets) == 0:
+                continue
+            x = images.to(dev, non_blocking=non_blocking)
+            y = torch.as_tensor(targets).to(dev, non_blocking=non_blocking).long()
+            x = normalize_batch(x, spec.mean, spec.std, _input_dtype(precision))   # (B, 3, H, W)
+            with _autocast(device, precision):
+                logits = model(x)
+            logits = restrict_logits(logits.float(), subset_t)                       # (B, C')
+            if top1_m is None:
+                top1_m, top5_m = _make_metrics(logits.shape[1], dev)
+                remap = _subset_remap(spec.subset, 1000, dev)
+            y_scored = y if remap is None else remap[y]
+            if (y_scored < 0).any():
+                bad = sorted(set(y[y_scored < 0].tolist()))
+                raise ValueError(f"targets {bad[:5]} are outside the dataset's {len(spec.subset)}-class subset")
+            top1_m.update(logits, y_scored)
+            top5_m.update(logits, y_scored)
+            k = min(TOPK, logits.shape[1])
+            prob, idx = logits.softmax(dim=1).topk(k, dim=1)                          # (B, k)
+            if subset_t is not None:
+                idx = subset_t[idx]                                                   # back to 1k indices
+            rows["index"].append(torch.as_tensor(indices).long().cpu())
+            rows["target"].append(y.cpu())
+            rows["top5_idx"].append(idx.cpu())
+            rows["top5_prob"].append(prob.cpu())
+            n_seen += len(y)
+            bar.update(len(y))
+            bar.set_postfix_str(f"{n_seen / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    wall = time.perf_counter() - t0
+    return _RunOutputs(_stack_predictions(rows), top1_m, top5_m, skipped, wall)
+
+
+def _stack_predictions(rows: dict[str, list]) -> Predictions:
+    if not rows["index"]:
+        empty = np.zeros((0,), np.int64)
+        return Predictions(empty, empty, np.zeros((0, TOPK), np.int64), np.zeros((0, TOPK), np.float32))
+    return Predictions(
+        index=torch.cat(rows["index"]).numpy().astype(np.int64),
+        target=torch.cat(rows["target"]).numpy().astype(np.int64),
+        top5_idx=torch.cat(rows["top5_idx"]).numpy().astype(np.int64),
+        top5_prob=torch.cat(rows["top5_prob"]).numpy().astype(np.float32),
+    )
+
+
+# ---------------------------------------------------------------------------- phase 3: score
+
+def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a proportion correct/n, in percent (0..100). n == 0 -> (0, 100).
+
+        centre = (p + z²/2n) / (1 + z²/n),  half = z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n)
+    """
+    if n <= 0:
+        return (0.0, 100.0)
+    p = correct / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class RealScore:
+    top1_correct: int
+    top5_correct: int
+    n_scored: int              # images with a non-empty label set
+
+    @property
+    def top1(self) -> float:
+        return 100.0 * self.top1_correct / self.n_scored if self.n_scored else float("nan")
+
+    @property
+    def top5(self) -> float:
+        return 100.0 * self.top5_correct / self.n_scored if self.n_scored else float("nan")
+
+
+def score_real(top5_idx: np.ndarray, label_sets: Sequence[Sequence[int]]) -> RealScore:
+    """ImageNet-ReaL: top-1 is correct when the best class is in the image's label set, top-5 when any
+    of the best five is; images whose set is empty are not scored. `label_sets[i]` belongs to row i."""
+    top5_idx = np.asarray(top5_idx)
+    if len(top5_idx) != len(label_sets):
+        raise ValueError(f"{len(top5_idx)} predictions but {len(label_sets)} label sets")
+    c1 = c5 = n = 0
+    for row, labels in zip(top5_idx, label_sets):
+        if len(labels) == 0:
+            continue
+        labels = set(int(x) for x in labels)
+        n += 1
+        c1 += int(row[0]) in labels
+        c5 += any(int(c) in labels for c in row)
+    return RealScore(c1, c5, n)
+
+
+def real_label_sets_for(predictions: Predictions, label_sets) -> list[tuple[int, ...]]:
+    """The ReaL label set of each prediction row (by dataset index)."""
+    return [tuple(label_sets[int(i)]) for i in predictions.index]
+
+
+# ---------------------------------------------------------------------------- phase 4: aggregate
+
+def aggregate(out: _RunOutputs, spec: EvalSpec) -> EvalResult:
+    preds = out.predictions
+    n = len(preds)
+    if spec.label_sets is not None:
+        real = score_real(preds.top5_idx, real_label_sets_for(preds, spec.label_sets))
+        c1, c5, n_scored = real.top1_correct, real.top5_correct, real.n_scored
+    elif out.top1_metric is not None:
+        # torchmetrics gives the (process-synced) fractions; counts for the interval follow from n
+        n_scored = n
+        c1 = round(float(out.top1_metric.compute()) * n)
+        c5 = round(float(out.top5_metric.compute()) * n)
+    else:
+        c1 = c5 = n_scored = 0
+    pct = (lambda c: 100.0 * c / n_scored) if n_scored else (lambda c: float("nan"))
+    return EvalResult(
+        top1=pct(c1), top5=pct(c5), n=n, n_scored=n_scored,
+        top1_ci=wilson_interval(c1, n_scored), top5_ci=wilson_interval(c5, n_scored),
+        predictions=preds,
+        skipped_files=tuple(out.skipped_files),
+        wall_time_s=out.wall_time_s,
+        images_per_sec=n / out.wall_time_s if out.wall_time_s > 0 else 0.0,
+    )
+
+
+def evaluate(model: nn.Module, loader, spec: EvalSpec, device: str = "cpu", precision: str = "fp32",
+             desc: str = "eval") -> EvalResult:
+    """Run `model` over `loader` and score it (top-1/top-5 percent with 95% Wilson intervals)."""
+    out = run_model(model, loader, spec, device=device, precision=precision, desc=desc)
+    return aggregate(out, spec)
+
+
+# ---------------------------------------------------------------------------- predictions file
+
+def predictions_table(result: EvalResult, files: Sequence | None = None, label_sets=None):
+    """Per-sample predictions as a pyarrow Table (columns: index, file, target, top5_idx, top5_prob
+    [, real_labels])."""
+    import pyarrow as pa
+
+    p = result.predictions
+    cols = {"index": pa.array(p.index, pa.int64())}
+    cols["file"] = pa.array([str(files[int(i)]) if files is not None else None for i in p.index], pa.string())
+    cols["target"] = pa.array(p.target, pa.int64())
+    cols["top5_idx"] = pa.array([list(map(int, r)) for r in p.top5_idx], pa.list_(pa.int32()))
+    cols["top5_prob"] = pa.array([list(map(float, r)) for r in p.top5_prob], pa.list_(pa.float32()))
+    if label_sets is not None:
+        cols["real_labels"] = pa.array([list(map(int, label_sets[int(i)])) for i in p.index],
+                                       pa.list_(pa.int32()))
+    return pa.table(cols)
+
+
+def write_predictions(path: Path, result: EvalResult, files: Sequence | None = None,
+                      label_sets=None) -> Path:
+    """Write the per-sample predictions as parquet, atomically (temp file + os.replace)."""
+    import pyarrow.parquet as pq
+
+    from vitbench.records import atomic_write_bytes
+
+    buf = io.BytesIO()
+    pq.write_table(predictions_table(result, files, label_sets), buf, compression="zstd")
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def read_predictions(path: Path):
+    """The parquet written by `write_predictions`, as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.read_parquet(path)
