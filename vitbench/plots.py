@@ -1,0 +1,100 @@
+"""Plots for reports/plots/: accuracy vs speed, accuracy vs compute, ImageNet-val vs each shift set.
+
+Everything is drawn from the points report.py hands over (already read from the records); every point
+carries its checkpoint's name, the Pareto front is highlighted where the plot has one, and the PNGs are
+deterministic (Agg backend, fixed size and dpi, no 'Software' metadata).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+DPI = 100
+FIGSIZE = (11, 7.5)
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str
+    x: float
+    y: float
+
+
+def pareto_front(points: list[Point], maximize_x: bool = True) -> set[str]:
+    """Labels of the points no other point beats: higher y and (higher x, or lower x when not
+    `maximize_x`), at least as good on both and better on one."""
+    sign = 1.0 if maximize_x else -1.0
+    front = set()
+    for p in points:
+        px = sign * p.x
+        dominated = any(
+            (sign * q.x >= px and q.y >= p.y) and (sign * q.x > px or q.y > p.y) for q in points if q is not p
+        )
+        if not dominated:
+            front.add(p.label)
+    return front
+
+
+def _label(ax, points: list[Point]) -> None:
+    """Name every point; a label moves up or down (in fixed steps) until it clears the labels already
+    placed nearby, and points in the right third get their label on their left, inside the axes."""
+    ax.figure.canvas.draw()                       # fix the limits so data -> pixel transforms are final
+    x0, x1 = ax.get_xlim()
+    placed: list[tuple[float, float]] = []
+    for p in points:
+        px, py = ax.transData.transform((p.x, p.y))
+        right = px > ax.transData.transform((x0, 0))[0] + 0.66 * (
+            ax.transData.transform((x1, 0))[0] - ax.transData.transform((x0, 0))[0])
+        for dy in (6, -12, 16, -22, 26, -32, 36, -42, 46):
+            ly = py + dy * DPI / 72
+            if all(abs(ly - qy) > 9 or abs(px - qx) > 220 for qx, qy in placed):
+                break
+        placed.append((px, ly))
+        ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(-4 if right else 4, dy),
+                    ha="right" if right else "left", fontsize=6.5,
+                    arrowprops={"arrowstyle": "-", "color": "#888888", "linewidth": 0.6} if abs(dy) > 12 else None)
+
+
+def scatter(path: Path, points: list[Point], *, title: str, xlabel: str, ylabel: str,
+            front: set[str] | None = None, logx: bool = False, diagonal: bool = False) -> Path:
+    """One labelled scatter plot written to `path` (PNG); `front` labels are drawn as the Pareto front."""
+    points = sorted(points, key=lambda p: (p.x, p.y, p.label))
+    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
+    front = front or set()
+    on = [p for p in points if p.label in front]
+    off = [p for p in points if p.label not in front]
+    if off:
+        ax.scatter([p.x for p in off], [p.y for p in off], s=28, color="#7f7f7f", zorder=2, label="checkpoint")
+    if on:
+        ax.scatter([p.x for p in on], [p.y for p in on], s=46, color="#d62728", zorder=3, label="Pareto front")
+        ax.plot([p.x for p in on], [p.y for p in on], color="#d62728", linewidth=1, zorder=1)
+    if diagonal and points:
+        lo = min(min(p.x, p.y) for p in points)
+        hi = max(max(p.x, p.y) for p in points)
+        ax.plot([lo, hi], [lo, hi], linestyle=":", color="#1f77b4", linewidth=1, label="y = x")
+    if logx:
+        ax.set_xscale("log")
+    ax.margins(x=0.08, y=0.08)
+    _label(ax, points)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+__all__ = ["Point", "pareto_front", "scatter"]

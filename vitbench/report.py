@@ -1,0 +1,521 @@
+"""Model cards, the comparison tables and the plots, rendered from the records.
+
+    render_reports(results_dir, out_dir) -> reports/cards/<checkpoint>.md   (every registered checkpoint)
+                                            reports/comparison.md
+                                            reports/plots/*.png
+
+Every number is read from a record (or from timm's published CSVs, always labelled as such) and
+formatted here, in Python, into a view model of strings; the Jinja templates (StrictUndefined) only
+lay them out. Sorting is explicit everywhere, so the same records give byte-identical files.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from vitbench import plots
+from vitbench.catalog import published_benchmarks, published_results
+from vitbench.records import BenchRecord, EvalRecord, StatsRecord, atomic_write_text, load_records, safe_name
+from vitbench.registry import CheckpointCfg, get_checkpoint, is_registered, list_models
+from vitbench.results import BASELINE, DATASET_ORDER, results_frame
+
+NOT_MEASURED = "not measured"
+
+DATASET_TITLES = {
+    "imagenet": "ImageNet-1k val",
+    "real": "ImageNet-ReaL",
+    "v2": "ImageNetV2 matched-frequency",
+    "sketch": "ImageNet-Sketch",
+    "r": "ImageNet-R",
+    "r-clean": "ImageNet-R clean (IN-val, R's 200 classes)",
+    "a": "ImageNet-A",
+    "a-clean": "ImageNet-A clean (IN-val, A's 200 classes)",
+}
+SHIFT_SETS = ("real", "v2", "sketch", "r", "a")
+SHORT = {"imagenet": "IN-1k", "real": "ReaL", "v2": "V2", "sketch": "Sketch", "r": "R", "a": "A",
+         "r-clean": "R-clean", "a-clean": "A-clean"}
+
+# The SBB size table of timm's cards (seed 000): variant, width, mlp width, mult, heads, depth, timm orig.
+SBB_SIZES = (
+    ("tiny", 192, 768, "4", 3, "12", "n"),
+    ("wee", 256, 1280, "5", 4, "14", "y"),
+    ("pwee", 256, 1280, "5", 4, "16 (parallel)", "y"),
+    ("small", 384, 1536, "4", 6, "12", "n"),
+    ("little", 320, 1792, "5.6", 5, "14", "y"),
+    ("medium", 512, 2048, "4", 8, "12", "y"),
+    ("mediumd", 512, 2048, "4", 8, "20", "y"),
+    ("betwixt", 640, 2560, "4", 10, "12", "y"),
+    ("base", 768, 3072, "4", 12, "12", "n"),
+)
+# Embedding width by the size word of an architecture name (timm's ViT size names).
+WIDTHS = {"tiny": 192, "wee": 256, "pwee": 256, "small": 384, "little": 320, "medium": 512,
+          "mediumd": 512, "betwixt": 640, "base": 768, "large": 1024}
+# Lineages that make one family for a card's comparison table.
+FAMILIES = {"sbb_in1k": "sbb", "sbb_in1k_rope": "sbb", "sbb_in12k_ft_in1k": "sbb",
+            "orig_in21k_ft_in1k": "google", "augreg_in21k_ft_in1k": "google", "augreg2_in21k_ft_in1k": "google"}
+HF_URL = "https://huggingface.co/{}"
+PRECISION_PREFERENCE = ("fp32", "amp_bf16", "amp_fp16", "bf16")
+
+
+# ---------------------------------------------------------------------------- formatting
+
+def fmt(x, nd: int, missing: str = NOT_MEASURED) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return missing
+    return f"{float(x):.{nd}f}"
+
+
+def fmt_signed(x, nd: int, missing: str = "") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return missing
+    return f"{float(x):+.{nd}f}"
+
+
+def cell(value) -> str:
+    """A markdown table cell: one line, pipes escaped."""
+    return str(value).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+
+
+def table(header: list[str], rows: list[list]) -> dict:
+    """A markdown table as the templates' `table` macro lays it out (every row as wide as the header)."""
+    for r in rows:
+        if len(r) != len(header):
+            raise ValueError(f"table row has {len(r)} cells, header has {len(header)}: {r}")
+    return {"header": [cell(h) for h in header], "rows": [[cell(c) for c in r] for r in rows]}
+
+
+def link(name: str) -> str:
+    cfg = get_checkpoint(name) if is_registered(name) else None
+    return f"[{name}]({HF_URL.format(cfg.hf_hub_id)})" if cfg else name
+
+
+def slug(dataset_title: str) -> str:
+    return dataset_title.strip().lower().replace(" ", "-")
+
+
+# ---------------------------------------------------------------------------- records, indexed
+
+@dataclass
+class Records:
+    evals: list[EvalRecord]
+    stats: dict[str, StatsRecord]
+    bench: list[BenchRecord]
+
+    @classmethod
+    def load(cls, results_dir: Path) -> "Records":
+        return cls(load_records(results_dir, "eval"),
+                   {s.checkpoint: s for s in load_records(results_dir, "stats")},
+                   load_records(results_dir, "bench"))
+
+    @property
+    def empty(self) -> bool:
+        return not (self.evals or self.stats or self.bench)
+
+    def evals_of(self, checkpoint: str, dataset: str) -> list[EvalRecord]:
+        order = {p: i for i, p in enumerate(PRECISION_PREFERENCE)}
+        recs = [r for r in self.evals if r.checkpoint == checkpoint and r.dataset == dataset]
+        return sorted(recs, key=lambda r: (order.get(r.precision, 99), r.precision))
+
+    def best_ok(self, checkpoint: str, dataset: str, precision: str | None = None) -> EvalRecord | None:
+        """The 'ok' record of a checkpoint on a dataset: `precision` if given and present, else fp32 first."""
+        ok = [r for r in self.evals_of(checkpoint, dataset) if r.status == "ok"]
+        same = [r for r in ok if r.precision == precision]
+        return (same or ok or [None])[0]
+
+
+def published_top1(dataset: str, checkpoint: str) -> float | None:
+    table_ = published_results(dataset)
+    return float(table_.loc[checkpoint, "top1"]) if checkpoint in table_.index else None
+
+
+# ---------------------------------------------------------------------------- architecture facts
+
+@dataclass(frozen=True)
+class Shapes:
+    width: int
+    patch: int
+    grid: int
+    prefix: int
+
+    @property
+    def tokens(self) -> int:
+        return self.prefix + self.grid * self.grid
+
+
+def arch_shapes(cfg: CheckpointCfg) -> Shapes | None:
+    """Token and feature-map shapes from the architecture name (timm's naming): the size word gives the
+    width, `patchN` / `sN` the patch (stride), `regN` register tokens, `_gap` no class token."""
+    parts = cfg.architecture.split("_")
+    size = next((p for p in parts if p in WIDTHS), None)
+    patch = next((int(m.group(1)) for p in parts if (m := re.fullmatch(r"(?:patch|s)(\d+)", p))), None)
+    if size is None or patch is None:
+        return None
+    regs = next((int(m.group(1)) for p in parts if (m := re.fullmatch(r"reg(\d+)", p))), 0)
+    cls_token = 0 if "gap" in parts else 1
+    return Shapes(WIDTHS[size], patch, cfg.img_size // patch, regs + cls_token)
+
+
+def size_word(cfg: CheckpointCfg) -> str | None:
+    return next((p for p in cfg.architecture.split("_") if p in WIDTHS), None)
+
+
+def related(cfg: CheckpointCfg) -> list[str]:
+    """Checkpoints for a card's comparison table: same lineage family, or same size class."""
+    fam = FAMILIES.get(cfg.lineage, cfg.lineage)
+    out = []
+    for name in list_models():
+        other = get_checkpoint(name)
+        if FAMILIES.get(other.lineage, other.lineage) == fam or size_word(other) == size_word(cfg):
+            out.append(name)
+    return out
+
+
+# ---------------------------------------------------------------------------- card view model
+
+def stats_view(stats: StatsRecord | None, cfg: CheckpointCfg) -> dict:
+    """Model Stats as timm's cards print them (1 decimal; GMACs without the attention matmuls)."""
+    if stats is None:
+        return {"measured": False, "note": f"{NOT_MEASURED} (no stats record; `vitbench stats {cfg.name}` counts them)",
+                "image_size": f"{cfg.img_size} x {cfg.img_size}"}
+    return {
+        "measured": True,
+        "params": fmt(stats.param_count / 1e6, 1),
+        "gmacs": fmt(stats.gmacs_no_attn, 1),
+        "gmacs_attn": fmt(stats.gmacs, 1),
+        "macts": fmt(stats.macts, 1),
+        "image_size": f"{stats.img_size} x {stats.img_size}",
+    }
+
+
+def usage_view(cfg: CheckpointCfg) -> dict:
+    shapes = arch_shapes(cfg)
+    if shapes is None:
+        return {"shapes": False}
+    g, c = shapes.grid, shapes.width
+    return {
+        "shapes": True,
+        "tokens": f"(1, {shapes.tokens}, {c})",
+        "feature_maps": [f"torch.Size([1, {c}, {g}, {g}])"] * 3,
+        "num_features": str(c),
+        "patch": str(shapes.patch),
+    }
+
+
+def comparison_view(cfg: CheckpointCfg, recs: Records) -> dict:
+    """The card's Model Comparison: related checkpoints with vitbench's own ImageNet numbers."""
+    measured, unmeasured = [], []
+    for name in related(cfg):
+        r = recs.best_ok(name, "imagenet")
+        s = recs.stats.get(name)
+        params = fmt(s.param_count / 1e6, 2) if s else NOT_MEASURED
+        size = str(s.img_size if s else get_checkpoint(name).img_size)
+        if r is None:
+            unmeasured.append([link(name), NOT_MEASURED, NOT_MEASURED, params, size, ""])
+        else:
+            measured.append((-r.top1, name, [link(name), fmt(r.top1, 3), fmt(r.top5, 3), params, size, r.precision]))
+    rows = [row for *_, row in sorted(measured)] + unmeasured
+    return {
+        "any_measured": bool(measured),
+        "table": table(["model", "top1", "top5", "param_count", "img_size", "precision"], rows),
+    }
+
+
+def evaluation_view(cfg: CheckpointCfg, recs: Records) -> dict:
+    rows, notes, provenance = [], [], set()
+    for ds in DATASET_ORDER:
+        pub = published_top1(ds, cfg.name)
+        pub_s = fmt(pub, 3, missing="")
+        records = recs.evals_of(cfg.name, ds)
+        for r in records:
+            if r.status == "ok":
+                ci = f"{r.top1_ci[0]:.2f} – {r.top1_ci[1]:.2f}" if r.top1_ci else ""
+                n = r.n_scored if r.n_scored is not None else r.n_images
+                delta = fmt_signed(r.top1 - pub, 3) if pub is not None else ""
+                complete = "yes" if r.complete else f"no ({n:,} of {r.n_expected:,})" if r.n_expected else "no"
+                rows.append([DATASET_TITLES[ds], fmt(r.top1, 3), fmt(r.top5, 3), ci, f"{n:,}", complete,
+                             r.precision, pub_s, delta])
+                if r.provenance:
+                    p = r.provenance
+                    provenance.add(f"vitbench {p.vitbench_version} ({p.git_sha or 'no git'}), torch "
+                                   f"{p.torch_version}, {p.device_name}, written {p.created_at}")
+            else:
+                rows.append([DATASET_TITLES[ds], NOT_MEASURED, NOT_MEASURED, "", "", "", r.precision, pub_s, ""])
+                notes.append(f"{DATASET_TITLES[ds]} ({r.precision}): {r.status.replace('_', ' ')} — "
+                             f"{r.reason or 'no reason recorded'}")
+        if not records:
+            rows.append([DATASET_TITLES[ds], NOT_MEASURED, NOT_MEASURED, "", "", "", "", pub_s, ""])
+    header = ["dataset", "top-1", "top-5", "top-1 95% CI", "images", "complete", "precision",
+              "timm published top-1", "Δ vs published"]
+    measured = any(r[1] != NOT_MEASURED for r in rows)
+    return {"measured": measured, "table": table(header, rows), "notes": notes,
+            "provenance": sorted(provenance)}
+
+
+def throughput_view(cfg: CheckpointCfg, recs: Records) -> dict:
+    mine = sorted((b for b in recs.bench if b.checkpoint == cfg.name), key=lambda b: (b.device, b.precision))
+    rows = [[b.device, b.provenance.device_name if b.provenance else "", b.precision, str(b.batch_size),
+             fmt(b.samples_per_sec, 2), fmt(b.latency_ms_bs1, 3, missing=""), fmt(b.peak_memory_mb, 1, missing=""),
+             "yes" if b.compile else "no"] for b in mine]
+    published = []
+    for stem, df in published_benchmarks().items():
+        if cfg.architecture in df.index:
+            p = df.loc[cfg.architecture]
+            published.append([stem, str(int(p.infer_batch_size)), fmt(p.infer_samples_per_sec, 2),
+                              fmt(p.infer_gmacs, 2)])
+    return {
+        "measured": bool(rows),
+        "table": table(["device", "device name", "precision", "batch size", "images/s", "batch-1 latency (ms)",
+                        "peak memory (MB)", "compiled"], rows),
+        "published": table(["timm benchmark file", "batch size", "images/s", "GMACs"], published) if published else None,
+    }
+
+
+def card_view(cfg: CheckpointCfg, recs: Records) -> dict:
+    datasets = [slug(cfg.dataset)] + ([slug(cfg.pretrain_dataset)] if cfg.pretrain_dataset else [])
+    sizes = table(["variant", "width", "mlp width (mult)", "heads", "depth", "timm orig"],
+                  [[v, str(w), f"{m} ({mult})", str(h), d, o] for v, w, m, mult, h, d, o in SBB_SIZES])
+    return {
+        "name": cfg.name,
+        "library_name": cfg.library_name,
+        "license": cfg.license,
+        "tags": ["image-classification", cfg.library_name],
+        "datasets": datasets,
+        "description": cfg.description.strip(),
+        "size_table": sizes if cfg.size_table == "sbb" else None,
+        "model_type": cfg.model_type,
+        "stats": stats_view(recs.stats.get(cfg.name), cfg),
+        "papers": [{"title": p.title, "url": p.url} for p in cfg.papers],
+        "dataset": cfg.dataset,
+        "pretrain_dataset": cfg.pretrain_dataset,
+        "original": cfg.original,
+        "hf_hub_id": cfg.hf_hub_id,
+        "architecture": cfg.architecture,
+        "img_size": str(cfg.img_size),
+        "usage": usage_view(cfg),
+        "comparison": comparison_view(cfg, recs),
+        "evaluation": evaluation_view(cfg, recs),
+        "throughput": throughput_view(cfg, recs),
+        "citations": [p.bibtex.strip() for p in cfg.citations],
+    }
+
+
+# ---------------------------------------------------------------------------- comparison view model
+
+def leaderboard_view(results_dir: Path, dataset: str) -> dict | None:
+    df = results_frame(results_dir, dataset)
+    if df.empty:
+        return None
+    diffs = dataset in BASELINE
+    header = ["#", "model", "img_size", "top1", "top1_err", "top5", "top5_err", "param_count", "crop_pct",
+              "interpolation"] + (["top1_diff", "top5_diff", "rank_diff"] if diffs else []) + \
+             ["precision", "n", "top1 95% CI"]
+    rows = []
+    for i, r in enumerate(df.itertuples(index=False), start=1):
+        row = [str(i), r.model, str(r.img_size), fmt(r.top1, 3), fmt(r.top1_err, 3), fmt(r.top5, 3),
+               fmt(r.top5_err, 3), fmt(r.param_count, 2), fmt(r.crop_pct, 2, missing=""), r.interpolation or ""]
+        if diffs:
+            rank = "" if r.rank_diff is None or str(r.rank_diff) == "<NA>" else f"{int(r.rank_diff):+d}" if int(r.rank_diff) else "0"
+            row += [fmt_signed(r.top1_diff, 3), fmt_signed(r.top5_diff, 3), rank]
+        row += [r.precision, f"{int(r.n):,}", f"{r.top1_ci_low:.2f} – {r.top1_ci_high:.2f}"]
+        rows.append(row)
+    base = f" (diffs against {DATASET_TITLES[BASELINE[dataset]]})" if diffs else ""
+    return {"title": DATASET_TITLES[dataset] + base, "table": table(header, rows)}
+
+
+def robustness_view(recs: Records) -> dict | None:
+    names = sorted({r.checkpoint for r in recs.evals if r.status == "ok" and r.dataset in ("imagenet",) + SHIFT_SETS})
+    if not names:
+        return None
+    rows = []
+    for name in names:
+        base = recs.best_ok(name, "imagenet")
+        row = [name, fmt(base.top1, 3) if base else NOT_MEASURED]
+        for ds in SHIFT_SETS:
+            r = recs.best_ok(name, ds, base.precision if base else None)
+            if r is None:
+                row.append(NOT_MEASURED)
+            else:
+                row.append(fmt(r.top1, 3) + (f" ({r.top1 - base.top1:+.2f})" if base else ""))
+        rows.append((-(base.top1 if base else -1), name, row))
+    return {"table": table(["model"] + [SHORT[d] for d in ("imagenet",) + SHIFT_SETS], [r for *_, r in sorted(rows)])}
+
+
+def speed_points(recs: Records, precision: str, device: str) -> list[tuple[BenchRecord, EvalRecord | None]]:
+    out = []
+    for b in sorted(recs.bench, key=lambda b: b.checkpoint):
+        if b.precision == precision and b.device == device:
+            out.append((b, recs.best_ok(b.checkpoint, "imagenet", precision)))
+    return out
+
+
+def speed_view(recs: Records) -> list[dict]:
+    groups = sorted({(b.precision, b.device) for b in recs.bench})
+    views = []
+    for precision, device in groups:
+        pts = speed_points(recs, precision, device)
+        points = [plots.Point(b.checkpoint, b.samples_per_sec, e.top1) for b, e in pts if e is not None]
+        front = plots.pareto_front(points)
+        rows = []
+        for b, e in sorted(pts, key=lambda be: (-be[0].samples_per_sec, be[0].checkpoint)):
+            s = recs.stats.get(b.checkpoint)
+            rows.append([b.checkpoint, fmt(e.top1, 3) if e else NOT_MEASURED, e.precision if e else "",
+                         fmt(b.samples_per_sec, 2), str(b.batch_size), fmt(s.gmacs, 2) if s else NOT_MEASURED,
+                         "yes" if b.checkpoint in front else ""])
+        name = next((b.provenance.device_name for b, _ in pts if b.provenance), device)
+        views.append({"title": f"{device} ({name}), {precision}", "table": table(
+            ["model", "IN-1k top1", "top1 precision", "images/s", "batch size", "GMACs", "Pareto front"], rows)})
+    return views
+
+
+def published_check_view(recs: Records) -> dict | None:
+    rows = []
+    for r in sorted(recs.evals, key=lambda r: (DATASET_ORDER.index(r.dataset) if r.dataset in DATASET_ORDER else 99,
+                                               r.checkpoint, r.precision)):
+        pub = published_top1(r.dataset, r.checkpoint) if r.status == "ok" and r.dataset in DATASET_ORDER else None
+        if pub is None:
+            continue
+        lo, hi = r.top1_ci if r.top1_ci else (math.nan, math.nan)
+        outside = not (lo <= pub <= hi)
+        rows.append([r.checkpoint, SHORT.get(r.dataset, r.dataset), r.precision, fmt(r.top1, 3),
+                     f"{lo:.2f} – {hi:.2f}", fmt(pub, 3), fmt_signed(r.top1 - pub, 3),
+                     "**outside 95% CI**" if outside else "within"])
+    if not rows:
+        return None
+    return {"table": table(["model", "dataset", "precision", "measured top1", "95% CI", "timm published top1",
+                            "Δ", "published in CI?"], rows),
+            "n_outside": sum(r[-1] != "within" for r in rows)}
+
+
+def unmeasured_view(recs: Records) -> dict | None:
+    rows = [[r.checkpoint, r.dataset, r.precision, r.status.replace("_", " "), r.reason or "no reason recorded"]
+            for r in sorted(recs.evals, key=lambda r: (r.checkpoint, r.dataset, r.precision)) if r.status != "ok"]
+    return {"table": table(["model", "dataset", "precision", "status", "reason"], rows)} if rows else None
+
+
+def published_table_view() -> dict:
+    sets = ("imagenet",) + SHIFT_SETS
+    rows = []
+    for name in sorted(list_models(), key=lambda n: (-(published_top1("imagenet", n) or -1), n)):
+        vals = [published_top1(ds, name) for ds in sets]
+        if all(v is None for v in vals):
+            continue
+        rows.append([name] + [fmt(v, 3, missing="") for v in vals])
+    return table(["model"] + [SHORT[d] + " top1" for d in sets], rows)
+
+
+# ---------------------------------------------------------------------------- plots
+
+def draw_plots(recs: Records, plots_dir: Path) -> tuple[list[dict], list[str]]:
+    """The plots that have data; notes for those skipped. Returns ([{title, file}], [note])."""
+    drawn, notes = [], []
+    for precision, device in sorted({(b.precision, b.device) for b in recs.bench}):
+        pts = [plots.Point(b.checkpoint, b.samples_per_sec, e.top1)
+               for b, e in speed_points(recs, precision, device) if e is not None]
+        title = f"ImageNet top-1 vs throughput ({device}, {precision})"
+        if not pts:
+            notes.append(f"{title}: skipped, no benchmarked checkpoint has an ImageNet record.")
+            continue
+        path = plots.scatter(plots_dir / f"top1_vs_throughput_{device}_{precision}.png", pts, title=title,
+                             xlabel="images / s (log scale)", ylabel="ImageNet-1k top-1 (%)",
+                             front=plots.pareto_front(pts), logx=True)
+        drawn.append({"title": title, "file": f"plots/{path.name}"})
+    if not recs.bench:
+        notes.append("top-1 vs throughput: skipped, no benchmark records.")
+    pts = [plots.Point(n, s.gmacs, e.top1) for n, s in sorted(recs.stats.items())
+           if (e := recs.best_ok(n, "imagenet")) is not None]
+    if pts:
+        path = plots.scatter(plots_dir / "top1_vs_gmacs.png", pts, title="ImageNet top-1 vs GMACs",
+                             xlabel="GMACs (incl. attention matmuls, log scale)", ylabel="ImageNet-1k top-1 (%)",
+                             front=plots.pareto_front(pts, maximize_x=False), logx=True)
+        drawn.append({"title": "ImageNet top-1 vs GMACs", "file": f"plots/{path.name}"})
+    else:
+        notes.append("top-1 vs GMACs: skipped, no checkpoint has both a stats record and an ImageNet record.")
+    for ds in SHIFT_SETS:
+        pts = []
+        for name in sorted({r.checkpoint for r in recs.evals}):
+            base = recs.best_ok(name, "imagenet")
+            r = recs.best_ok(name, ds, base.precision if base else None)
+            if base and r:
+                pts.append(plots.Point(name, base.top1, r.top1))
+        title = f"ImageNet-1k val vs {DATASET_TITLES[ds]} top-1"
+        if not pts:
+            notes.append(f"{title}: skipped, no checkpoint has both records.")
+            continue
+        fname = f"imagenet_vs_{ds}.png"
+        plots.scatter(plots_dir / fname, pts, title=title, xlabel="ImageNet-1k val top-1 (%)",
+                      ylabel=f"{DATASET_TITLES[ds]} top-1 (%)")
+        drawn.append({"title": title, "file": f"plots/{fname}"})
+    return drawn, notes
+
+
+def comparison_view_model(results_dir: Path, recs: Records, plot_list: list[dict], plot_notes: list[str]) -> dict:
+    ok = [r for r in recs.evals if r.status == "ok"]
+    boards = [v for ds in DATASET_ORDER if (v := leaderboard_view(results_dir, ds)) is not None]
+    return {
+        "measured": bool(ok or recs.bench or recs.stats),
+        "counts": {"ok": str(len(ok)), "not_ok": str(len(recs.evals) - len(ok)), "stats": str(len(recs.stats)),
+                   "bench": str(len(recs.bench)), "checkpoints": str(len(list_models()))},
+        "leaderboards": boards,
+        "robustness": robustness_view(recs),
+        "speed": speed_view(recs),
+        "published_check": published_check_view(recs),
+        "unmeasured": unmeasured_view(recs),
+        "plots": plot_list,
+        "plot_notes": plot_notes,
+        "published": published_table_view(),
+    }
+
+
+# ---------------------------------------------------------------------------- rendering
+
+def environment(templates_dir: Path | None = None) -> jinja2.Environment:
+    if templates_dir is not None:
+        loader = jinja2.FileSystemLoader(str(templates_dir))
+    else:
+        loader = jinja2.FunctionLoader(_packaged_template)
+    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=False,
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def _packaged_template(name: str) -> str | None:
+    entry = resources.files("vitbench.templates").joinpath(name)
+    return entry.read_text(encoding="utf-8") if entry.is_file() else None
+
+
+def _tidy(text: str) -> str:
+    """At most one blank line in a row, one trailing newline (templates stay readable)."""
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip("\n") + "\n"
+
+
+def render_card(cfg: CheckpointCfg, recs: Records, env: jinja2.Environment) -> str:
+    template = "model_card_hf.md.j2" if cfg.library_name == "transformers" else "model_card.md.j2"
+    return _tidy(env.get_template(template).render(card=card_view(cfg, recs)))
+
+
+def render_reports(results_dir: Path, out_dir: Path, templates_dir: Path | None = None) -> list[Path]:
+    """Cards for every registered checkpoint, comparison.md and the plots, from the records under
+    `results_dir`; returns the files written (sorted)."""
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    env = environment(templates_dir)
+    recs = Records.load(results_dir)
+    written = []
+    for name in list_models():
+        path = out_dir / "cards" / f"{safe_name(name)}.md"
+        atomic_write_text(path, render_card(get_checkpoint(name), recs, env))
+        written.append(path)
+    plot_list, plot_notes = draw_plots(recs, out_dir / "plots")
+    written += [out_dir / p["file"] for p in plot_list]
+    view = comparison_view_model(results_dir, recs, plot_list, plot_notes)
+    path = out_dir / "comparison.md"
+    atomic_write_text(path, _tidy(env.get_template("comparison.md.j2").render(cmp=view)))
+    written.append(path)
+    return sorted(written)
+
+
+__all__ = ["render_reports", "render_card", "card_view", "environment", "Records", "arch_shapes", "table"]
