@@ -1,0 +1,277 @@
+"""The eval datasets, by name, as data: where each lives, how big it is, how it is labelled and
+which classes it scores.
+
+    DATASETS["a"]            -> DatasetSpec (frozen)
+    expand_datasets(["r"])   -> ["r-clean", "r"]          (baselines first)
+    open_dataset("real", data_root=DIR) -> EvalDataset   (a torch Dataset)
+    DataLoader(ds, collate_fn=collate_eval)               -> (images, targets, indices, skipped_files)
+
+Targets are in the label space of the logits the evaluator scores: for a dataset with a class
+`subset` (A, R and their clean baselines) the target is the *position* in `subset`, matching
+`logits[:, subset]`; otherwise it is the ImageNet class index 0..999.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple, Sequence
+
+import torch
+from vitbench.catalog import RESULTS_CSV, imagenet_synsets, real_labels, subset_indices, subset_synsets
+from vitbench.data.layouts import (
+    DatasetLayoutError, DatasetNotFoundError, Listing, is_image, load_hf, read_class_folders,
+    read_flat, read_hf, val_number, WNID_RE,
+)
+from vitbench.data.transforms import pil_to_uint8_tensor, to_rgb
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DatasetSpec", "DATASETS", "expand_datasets", "open_dataset", "resolve_override", "EvalDataset",
+    "collate_eval", "BadImage", "BadImageError", "DatasetNotFoundError", "DatasetLayoutError",
+]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str                        # vitbench name: imagenet, real, v2, sketch, r, a, r-clean, a-clean
+    title: str                       # what people call it
+    folder: str                      # folder under --data-root
+    n_expected: int                  # images in the full dataset
+    layout: str                      # 'imagenet' (any ImageNet-val layout) | 'wnid' | 'numbered'
+    labels: str = "single"           # 'single' | 'real' (multi-label sets, by validation file number)
+    subset: str | None = None        # 'a' | 'r': 200-class subset the logits are restricted to
+    based_on: str | None = None      # the dataset whose images it uses (real, r-clean, a-clean)
+    nested: tuple[str, ...] = ()     # accepted single subfolder names the images may sit in
+    n_scored: int | None = None      # images that count (ReaL: those with a non-empty label set)
+
+    @property
+    def csv(self) -> str:
+        """timm's results CSV stem for this dataset."""
+        return RESULTS_CSV[self.name]
+
+    @property
+    def class_subset(self) -> tuple[int, ...] | None:
+        """Indices into the 1000 classes for restricting logits, or None for all 1000."""
+        return subset_indices(self.subset) if self.subset else None
+
+    @property
+    def class_folders(self) -> tuple[str, ...]:
+        if self.layout == "numbered":
+            return tuple(str(i) for i in range(1000))
+        return subset_synsets(self.subset) if self.subset and self.layout == "wnid" else imagenet_synsets()
+
+
+_VAL_NESTED = ("val", "ILSVRC2012_img_val")
+DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
+    DatasetSpec("imagenet", "ImageNet-val", "imagenet", 50_000, "imagenet", nested=_VAL_NESTED),
+    DatasetSpec("real", "ImageNet-ReaL", "imagenet", 50_000, "imagenet", labels="real",
+                based_on="imagenet", nested=_VAL_NESTED, n_scored=46_837),
+    DatasetSpec("v2", "ImageNetV2 matched-frequency", "imagenetv2-matched-frequency", 10_000, "numbered",
+                nested=("imagenetv2-matched-frequency-format-val",)),
+    DatasetSpec("sketch", "ImageNet-Sketch", "imagenet-sketch", 50_889, "wnid", nested=("sketch",)),
+    DatasetSpec("r", "ImageNet-R", "imagenet-r", 30_000, "wnid", subset="r", nested=("imagenet-r",)),
+    DatasetSpec("r-clean", "ImageNet-val, ImageNet-R classes", "imagenet", 10_000, "imagenet", subset="r",
+                based_on="imagenet", nested=_VAL_NESTED),
+    DatasetSpec("a", "ImageNet-A", "imagenet-a", 7_500, "wnid", subset="a", nested=("imagenet-a",)),
+    DatasetSpec("a-clean", "ImageNet-val, ImageNet-A classes", "imagenet", 10_000, "imagenet", subset="a",
+                based_on="imagenet", nested=_VAL_NESTED),
+)}
+
+
+def expand_datasets(names: Sequence[str]) -> list[str]:
+    """Dataset names to run, in order, with the clean baseline before each of r and a."""
+    out: list[str] = []
+    for n in names:
+        if n not in DATASETS:
+            raise KeyError(f"Unknown dataset {n!r}. Available: {', '.join(DATASETS)}")
+        for m in ((f"{n}-clean", n) if n in ("r", "a") else (n,)):
+            if m not in out:
+                out.append(m)
+    return out
+
+
+def resolve_override(name: str, overrides: dict[str, str]) -> str | None:
+    """The --data override for `name`: its own, else the one of the dataset it is based on."""
+    spec = DATASETS[name]
+    return overrides.get(name) or (overrides.get(spec.based_on) if spec.based_on else None)
+
+
+# ---------------------------------------------------------------- bad images
+
+class BadImageError(RuntimeError):
+    """An image that cannot be read; names the file."""
+
+    def __init__(self, file: str, reason: str):
+        super().__init__(f"cannot read image {file}: {reason} (pass --skip-bad-images to skip such images)")
+        self.file, self.reason = file, reason
+
+
+class BadImage(NamedTuple):
+    """What EvalDataset returns for an unreadable image when skipping; collate_eval drops it."""
+    file: str
+    index: int
+    reason: str
+
+
+def collate_eval(batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    """DataLoader collate_fn: (images [B, ...], targets [B], indices [B], skipped files).
+    When every item of the batch was skipped, images is an empty tensor of shape (0,)."""
+    good = [b for b in batch if not isinstance(b, BadImage)]
+    skipped = [b.file for b in batch if isinstance(b, BadImage)]
+    if not good:
+        empty = torch.empty(0, dtype=torch.long)
+        return torch.empty(0, dtype=torch.uint8), empty, empty.clone(), skipped
+    images = torch.stack([b[0] for b in good])
+    targets = torch.tensor([b[1] for b in good], dtype=torch.long)
+    indices = torch.tensor([b[2] for b in good], dtype=torch.long)
+    return images, targets, indices, skipped
+
+
+# ---------------------------------------------------------------- the dataset
+
+class EvalDataset(torch.utils.data.Dataset):
+    """Items `(image, target, index)`: image is uint8 [3, H, W] (or `transform(PIL image)`), target
+    as in the module docstring, index the item's position (into `files`, `label_sets`)."""
+
+    def __init__(self, spec: DatasetSpec, root: str, listing: Listing, limit: int | None = None,
+                 skip_bad_images: bool = False, transform: Callable | None = None):
+        self.spec, self.root, self.layout = spec, root, listing.layout
+        self.subset = spec.class_subset
+        files, targets, order = listing.files, listing.targets, list(range(len(listing.files)))
+        if self.subset is not None:            # keep the subset's classes, targets -> positions
+            pos = {c: i for i, c in enumerate(self.subset)}
+            order = [i for i in order if targets[i] in pos]
+            targets = [pos.get(t, -1) for t in targets]
+        if limit is not None:
+            order = order[:limit]
+        self._rows = order                       # item -> row of the listing
+        self._load = listing.load
+        self.files = [files[i] for i in order]
+        self.targets = [targets[i] for i in order]
+        self.label_sets = _real_label_sets(self.files, listing, spec) if spec.labels == "real" else None
+        self.n_images, self.n_expected = len(self.files), spec.n_expected
+        self.complete = self.n_images == self.n_expected
+        self.skip_bad_images, self.transform = skip_bad_images, transform
+        if not self.complete and limit is None:
+            log.warning("%s at %s: %d images, expected %d; results will not be comparable to "
+                        "published numbers", spec.name, root, self.n_images, self.n_expected)
+
+    def __len__(self) -> int:
+        return self.n_images
+
+    def __getitem__(self, i: int):
+        try:
+            img = to_rgb(self._load(self._rows[i]))
+        except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
+            reason = f"{type(e).__name__}: {e}"
+            if self.skip_bad_images:
+                return BadImage(self.files[i], i, reason)
+            raise BadImageError(self.files[i], reason) from e
+        x = self.transform(img) if self.transform is not None else pil_to_uint8_tensor(img)
+        return x, self.targets[i], i
+
+    def __repr__(self) -> str:
+        return (f"EvalDataset({self.spec.name!r}, root={self.root!r}, layout={self.layout!r}, "
+                f"n_images={self.n_images}, n_expected={self.n_expected})")
+
+
+def _real_label_sets(files: list[str], listing: Listing, spec: DatasetSpec) -> list[tuple[int, ...]]:
+    """ReaL label set of each item, by its validation file number (ILSVRC2012_val_00000001 -> 0)."""
+    labels = real_labels()
+    numbers = [val_number(f) for f in files]
+    if any(n is None for n in numbers):
+        if listing.layout.startswith("hf:") and len(listing.files) == len(labels):
+            log.info("ReaL: no validation file names in %s; using row order (50,000 rows)", listing.layout)
+            numbers = [int(f.rsplit("#", 1)[1]) + 1 for f in files]
+        else:
+            bad = next(f for f, n in zip(files, numbers) if n is None)
+            raise DatasetLayoutError(
+                f"ReaL labels are keyed by validation file name (ILSVRC2012_val_00000001...), but {bad!r} "
+                f"is not one; a Hugging Face dataset without file names must have exactly "
+                f"{len(labels):,} rows in validation order")
+    return [labels[n - 1] for n in numbers]
+
+
+# ---------------------------------------------------------------- opening by name
+
+def open_dataset(name: str, data_root: str | os.PathLike | None = None, override: str | None = None,
+                 limit: int | None = None, skip_bad_images: bool = False,
+                 transform: Callable | None = None) -> EvalDataset:
+    """The dataset `name` from `override` (a path or 'hf:ID'), else `data_root`/<folder>, else
+    $VITBENCH_DATA/<folder>. Checks the layout and class set before reading any image."""
+    if name not in DATASETS:
+        raise KeyError(f"Unknown dataset {name!r}. Available: {', '.join(DATASETS)}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    spec = DATASETS[name]
+    source = override or _locate(spec, data_root)
+    if source.startswith("hf:") or _is_hf_path(Path(source)):
+        listing = _read_hf_source(spec, source)
+        root = source
+    else:
+        root = str(_descend(spec, Path(source)))
+        listing = _read_folder(spec, Path(root))
+    if not listing.files:
+        raise DatasetLayoutError(f"{root}: no images found for {spec.title} ({name})")
+    return EvalDataset(spec, root, listing, limit, skip_bad_images, transform)
+
+
+def _locate(spec: DatasetSpec, data_root) -> str:
+    env = os.environ.get("VITBENCH_DATA")
+    roots = [Path(data_root)] if data_root else ([Path(env)] if env else [])
+    tried = [r / spec.folder for r in roots]
+    for p in tried:
+        if p.is_dir():
+            return str(p)
+    where = ", ".join(map(str, tried)) if tried else "nowhere (no --data-root and VITBENCH_DATA is unset)"
+    base = f" (it uses the {spec.based_on} images)" if spec.based_on else ""
+    raise DatasetNotFoundError(
+        f"{spec.title} ({spec.name}) not found{base}: looked in {where}. Provide it with "
+        f"--data-root DIR (holding {spec.folder}/), --data {spec.based_on or spec.name}=PATH "
+        f"(or =hf:DATASET_ID), or VITBENCH_DATA=DIR")
+
+
+def _is_hf_path(p: Path) -> bool:
+    if p.is_file():
+        return p.suffix == ".parquet"
+    if not p.is_dir():
+        raise DatasetNotFoundError(f"{p}: no such file or folder (given with --data)")
+    names = set(os.listdir(p))
+    return bool(names & {"dataset_info.json", "dataset_dict.json", "state.json"}) or (
+        not any(WNID_RE.fullmatch(n) or n.isdigit() or is_image(n) for n in names)
+        and any(p.rglob("*.parquet")))
+
+
+def _descend(spec: DatasetSpec, root: Path) -> Path:
+    """The folder that holds the images: `root`, or an accepted nested folder inside it."""
+    for n in spec.nested:
+        if (root / n).is_dir():
+            return root / n
+    return root
+
+
+def _read_folder(spec: DatasetSpec, root: Path) -> Listing:
+    if spec.layout == "numbered":
+        return read_class_folders(root, spec.class_folders, numbered=True)
+    if spec.layout == "wnid":
+        return read_class_folders(root, spec.class_folders)
+    has_classes = any(WNID_RE.fullmatch(e.name) for e in os.scandir(root) if e.is_dir())
+    if has_classes:
+        return read_class_folders(root, imagenet_synsets())
+    if any(is_image(e.name) for e in os.scandir(root) if e.is_file()):
+        label_dirs = list(dict.fromkeys([root, root.parent, root / "ILSVRC2012_devkit_t12" / "data",
+                                         root.parent / "ILSVRC2012_devkit_t12" / "data"]))
+        return read_flat(root, label_dirs)
+    raise DatasetLayoutError(
+        f"{root}: neither wnid class folders nor a flat folder of images; expected {spec.title} as "
+        f"1000 wnid folders, or ILSVRC2012_val_*.JPEG with a labels file, or a Hugging Face dataset")
+
+
+def _read_hf_source(spec: DatasetSpec, source: str) -> Listing:
+    ds = load_hf(source)
+    sub = subset_indices(spec.subset) if spec.subset and spec.layout == "wnid" else None
+    return read_hf(ds, source, 200 if sub else 1000, sub)
+
