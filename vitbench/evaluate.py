@@ -39,7 +39,9 @@ class EvalSpec:
     """What scoring needs to know beyond the images: normalization and the label space."""
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    subset: tuple[int, ...] | None = None           # A/R: the 200 class indices logits are restricted to
+    # A/R and their clean baselines: the 200 class indices logits are restricted to; the loader's
+    # targets are then positions in `subset` (vitbench.data.datasets' convention)
+    subset: tuple[int, ...] | None = None
     label_sets: tuple[tuple[int, ...], ...] | None = None   # ReaL: label set per dataset index
 
     @classmethod
@@ -56,7 +58,8 @@ class EvalSpec:
 
 @dataclass(frozen=True, eq=False)
 class Predictions:
-    """Per-sample outputs, in loader order. Class indices are ImageNet-1k indices (also for A/R)."""
+    """Per-sample outputs, in loader order. Class indices are ImageNet-1k indices, also for A/R
+    (whose loader targets are subset positions; they are mapped back here)."""
     index: np.ndarray          # int64 [N]   dataset index of the image
     target: np.ndarray         # int64 [N]   ImageNet-1k class index
     top5_idx: np.ndarray       # int64 [N,5] best five classes, best first
@@ -142,15 +145,6 @@ def _make_metrics(num_classes: int, device: str):
     return top1, top5
 
 
-def _subset_remap(subset: Sequence[int] | None, num_classes: int, device) -> torch.Tensor | None:
-    """ImageNet-1k index -> position in the subset (-1 outside it)."""
-    if subset is None:
-        return None
-    remap = torch.full((max(num_classes, max(subset) + 1),), -1, dtype=torch.long)
-    remap[torch.as_tensor(subset, dtype=torch.long)] = torch.arange(len(subset))
-    return remap.to(device)
-
-
 def _progress(total: int, desc: str):
     from tqdm.auto import tqdm
 
@@ -176,7 +170,6 @@ def run_model(model: nn.Module, loader, spec: EvalSpec, device: str = "cpu", pre
     if precision == "bf16":
         model = model.to(torch.bfloat16)
     subset_t = torch.as_tensor(spec.subset, dtype=torch.long, device=dev) if spec.subset else None
-    remap = None
     top1_m = top5_m = None
     rows: dict[str, list] = {"index": [], "target": [], "top5_idx": [], "top5_prob": []}
     skipped: list[str] = []
@@ -196,17 +189,15 @@ def run_model(model: nn.Module, loader, spec: EvalSpec, device: str = "cpu", pre
             logits = restrict_logits(logits.float(), subset_t)                       # (B, C')
             if top1_m is None:
                 top1_m, top5_m = _make_metrics(logits.shape[1], dev)
-                remap = _subset_remap(spec.subset, 1000, dev)
-            y_scored = y if remap is None else remap[y]
-            if (y_scored < 0).any():
-                bad = sorted(set(y[y_scored < 0].tolist()))
-                raise ValueError(f"targets {bad[:5]} are outside the dataset's {len(spec.subset)}-class subset")
-            top1_m.update(logits, y_scored)
-            top5_m.update(logits, y_scored)
+            if ((y < 0) | (y >= logits.shape[1])).any():
+                bad = sorted(set(y[(y < 0) | (y >= logits.shape[1])].tolist()))
+                raise ValueError(f"targets {bad[:5]} are outside the {logits.shape[1]} scored classes")
+            top1_m.update(logits, y)
+            top5_m.update(logits, y)
             k = min(TOPK, logits.shape[1])
             prob, idx = logits.softmax(dim=1).topk(k, dim=1)                          # (B, k)
-            if subset_t is not None:
-                idx = subset_t[idx]                                                   # back to 1k indices
+            if subset_t is not None:                                                  # back to 1k indices
+                idx, y = subset_t[idx], subset_t[y]
             rows["index"].append(torch.as_tensor(indices).long().cpu())
             rows["target"].append(y.cpu())
             rows["top5_idx"].append(idx.cpu())
