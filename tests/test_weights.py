@@ -22,6 +22,7 @@ from vitbench.weights import (
 
 VIT = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 HYBRID = "google/vit-hybrid-base-bit-384"          # registered, weights_format 'transformers'
+PROBE = W._probe_hub
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -32,6 +33,7 @@ def hf_env(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(W, "_HUB_UNREACHABLE", None)
+    monkeypatch.setattr(W, "_probe_hub", lambda timeout=5.0: "")   # never a real connection
     return tmp_path / "hf" / "hub"
 
 
@@ -240,7 +242,7 @@ def test_nothing_found_lists_places(tmp_path, hf_env):
     with pytest.raises(WeightsNotFoundError) as e:
         resolve_weights(VIT, weights_dir=tmp_path / "wd")
     msg = str(e.value)
-    for part in (f"{VIT}.safetensors", f"{VIT}.pth", f"{VIT}.bin", str(tmp_path / "wd"),
+    for part in (f"{VIT}{{.safetensors,.pth,.bin}}", f"folder {VIT}/", str(tmp_path / "wd"),
                  str(hf_env), f"timm/{VIT}", "HF_HUB_OFFLINE=1", "--weights-dir",
                  f"huggingface-cli download timm/{VIT}", "HF_HOME"):
         assert part in msg, part
@@ -264,9 +266,28 @@ def test_hub_unreachable_is_a_clear_error(monkeypatch, hf_env):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
     with pytest.raises(WeightsNotFoundError, match=r"unreachable \(OSError: .*name resolution"):
         resolve_weights(VIT)
-    with pytest.raises(WeightsNotFoundError, match="unreachable earlier in this run"):
-        resolve_weights(VIT)
+    with pytest.raises(WeightsNotFoundError, match="unreachable"):
+        resolve_weights(HYBRID)
     assert calls == ["model.safetensors"]     # the second lookup did not try again
+
+
+def test_hub_probe_fails_fast(monkeypatch, hf_env):
+    import socket
+
+    import huggingface_hub
+
+    def refused(addr, timeout=None):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example:8443")
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(socket, "create_connection", refused)
+    monkeypatch.setattr(W, "_probe_hub", PROBE)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("hub was asked"))
+    with pytest.raises(WeightsNotFoundError, match=r"unreachable \(cannot connect to hub.example:8443"):
+        resolve_weights(VIT)
 
 
 def test_hub_download(tmp_path, monkeypatch, hf_env):

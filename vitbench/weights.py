@@ -21,6 +21,7 @@ import json
 import os
 import pickle
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,23 +142,22 @@ def _explicit(weights: Path) -> ResolvedWeights:
     raise WeightsNotFoundError(f"Weights file {weights} does not exist (given explicitly as `weights`).")
 
 
-def _dir_candidates(name: str, weights_dir: Path) -> list[Path]:
-    stems = [weights_dir / safe_name(name)]
-    if "/" in name:
-        stems.append(weights_dir / name)
-    return [s.with_name(s.name + sfx) for s in stems for sfx in FILE_SUFFIXES] + stems
+def _dir_stems(name: str, weights_dir: Path) -> list[Path]:
+    """`<checkpoint>` in a weights dir; a Hub id as `org--name` and as the nested path `org/name`."""
+    return [weights_dir / safe_name(name)] + ([weights_dir / name] if "/" in name else [])
 
 
 def _from_weights_dir(name: str, weights_dir: Path, looked: list[str]) -> ResolvedWeights | None:
-    candidates = _dir_candidates(name, weights_dir)
-    for p in candidates:
-        if p.is_file() or is_transformers_folder(p):
-            return ResolvedWeights(p, "weights-dir")
-    shown = ", ".join(p.name if p.parent == weights_dir else str(p.relative_to(weights_dir))
-                      for p in candidates)
+    stems = _dir_stems(name, weights_dir)
+    for stem in stems:
+        for p in [stem.with_name(stem.name + sfx) for sfx in FILE_SUFFIXES] + [stem]:
+            if p.is_file() or is_transformers_folder(p):
+                return ResolvedWeights(p, "weights-dir")
+    shown = " or ".join(f"{s.relative_to(weights_dir)}{{{','.join(FILE_SUFFIXES)}}}" for s in stems)
+    folders = " or ".join(f"{s.relative_to(weights_dir)}/" for s in stems)
     exists = "" if weights_dir.is_dir() else " (the folder does not exist)"
-    looked.append(f"weights dir {weights_dir}{exists}: none of {shown}"
-                  f" (a folder must hold config.json and {' or '.join(HUB_WEIGHT_FILES)})")
+    looked.append(f"weights dir {weights_dir}{exists}: no {shown}, nor a folder {folders} holding "
+                  f"config.json and {' or '.join(HUB_WEIGHT_FILES)}")
     return None
 
 
@@ -193,7 +193,28 @@ def _from_hf_cache(repo_id: str, fmt: str, cache_dir: Path, looked: list[str]) -
     return None
 
 
-_HUB_UNREACHABLE: str | None = None   # first connection failure this process; later lookups skip the Hub
+_HUB_UNREACHABLE: str | None = None   # None: not probed yet; '' reachable; else why not (later lookups skip it)
+
+
+def _probe_hub(timeout: float = 5.0) -> str:
+    """'' when the Hub endpoint accepts a TCP connection, else why not.
+
+    One quick probe per process, so that a machine without network fails in seconds instead of
+    huggingface_hub's retries with backoff for every checkpoint. Skipped behind a proxy.
+    """
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+        return ""
+    url = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        return f"cannot connect to {url.hostname}:{port}: {e}"
+    return ""
 
 
 def _from_hub(repo_id: str, fmt: str, cache_dir: Path, looked: list[str]) -> ResolvedWeights | None:
@@ -205,14 +226,16 @@ def _from_hub(repo_id: str, fmt: str, cache_dir: Path, looked: list[str]) -> Res
     if hub_offline():
         looked.append(f"HF hub {repo_id}: not asked, offline (HF_HUB_OFFLINE=1)")
         return None
+    if _HUB_UNREACHABLE is None:
+        _HUB_UNREACHABLE = _probe_hub()
     if _HUB_UNREACHABLE:
-        looked.append(f"HF hub {repo_id}: not asked, unreachable earlier in this run ({_HUB_UNREACHABLE})")
+        looked.append(f"HF hub {repo_id}: unreachable ({_HUB_UNREACHABLE})")
         return None
     def download(fname: str) -> Path:
         try:
             return Path(hf_hub_download(repo_id, fname, cache_dir=str(cache_dir)))
-        except LocalEntryNotFoundError as e:   # the connection failed and nothing is cached
-            raise ConnectionError(str(e).splitlines()[0]) from None
+        except LocalEntryNotFoundError:   # the connection failed and nothing is cached
+            raise ConnectionError(f"no connection while fetching {fname}") from None
 
     try:
         missing = []
