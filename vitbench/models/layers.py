@@ -1,6 +1,8 @@
 """Blocks shared by the ViT families. Parameter names are timm's, so timm state dicts load as-is."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -68,3 +70,23 @@ class Attention(nn.Module):
         x = F.scaled_dot_product_attention(q, k, v)
         x = x.transpose(1, 2).reshape(B, N, C)  # (B, N, C)
         return self.proj(x)
+
+
+def resample_abs_pos_embed(pos_embed: torch.Tensor, new_size: tuple[int, int], num_prefix_tokens: int = 1,
+                           interpolation: str = "bicubic", antialias: bool = True) -> torch.Tensor:
+    """Resize a learned (1, prefix + H*W, C) position table to the grid `new_size` (timm's rule).
+
+    The first `num_prefix_tokens` rows (class / register positions) are kept as they are; the rest
+    must be a square grid, which is interpolated in fp32 and cast back to the table's dtype.
+    """
+    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
+    n, dim = grid.shape[1], grid.shape[2]
+    side = int(math.isqrt(n))
+    if side * side != n:
+        raise ValueError(f"cannot resample a position table of {n} grid tokens: not a square grid")
+    if (side, side) == tuple(new_size):
+        return pos_embed
+    grid = grid.reshape(1, side, side, dim).permute(0, 3, 1, 2).float()       # (1, C, H, W)
+    grid = F.interpolate(grid, size=tuple(new_size), mode=interpolation, antialias=antialias)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, -1, dim).to(pos_embed.dtype)   # (1, H'*W', C)
+    return torch.cat([prefix, grid], dim=1)

@@ -1,0 +1,101 @@
+"""The plain ViT family against timm: state-dict keys and shapes, parameter counts, golden logits."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import GOLDEN
+from golden_utils import golden_input, golden_state_dict, timm_manifest, timm_outputs
+from vitbench.models._registry import get_builder
+from vitbench.models.vision_transformer import ARCHS, VisionTransformer, checkpoint_filter_fn
+
+TOL = 1e-4
+GOLDEN_ARCHS = sorted(a for a in json.loads((GOLDEN / "timm" / "index.json").read_text()) if a in ARCHS)
+
+
+def _build(arch: str, **kwargs) -> VisionTransformer:
+    return get_builder(arch)(num_classes=1000, **kwargs).eval()
+
+
+def test_every_owned_arch_has_a_golden():
+    assert sorted(ARCHS) == GOLDEN_ARCHS
+
+
+@pytest.mark.parametrize("arch", GOLDEN_ARCHS)
+@torch.no_grad()
+def test_matches_timm_golden(arch):
+    manifest = timm_manifest(arch)
+    model = _build(arch)
+    sd = model.state_dict()
+    assert {k: list(v.shape) for k, v in sd.items()} == {k: shape for k, shape, _ in manifest["state_dict"]}
+    assert sum(p.numel() for p in model.parameters()) == manifest["param_count"]
+
+    model.load_state_dict(model.checkpoint_filter_fn(golden_state_dict(sd), model), strict=True)
+    expected = timm_outputs(arch)
+    x = golden_input(manifest["input_size"])
+    feats = model.forward_features(x)
+    pre = model.forward_head(feats, pre_logits=True)
+    logits = model.forward_head(feats)
+    assert (pre - expected["pre_logits"]).abs().max().item() <= TOL
+    assert (logits - expected["logits"]).abs().max().item() <= TOL
+    assert torch.equal(model(x), logits)
+
+
+@torch.no_grad()
+def test_interface_tiny():
+    model = _build("vit_tiny_patch16_224")
+    assert (model.num_features, model.embed_dim, model.num_prefix_tokens, model.img_size, model.patch_size) == \
+        (192, 192, 1, 224, 16)
+    x = torch.randn(2, 3, 224, 224)
+    assert model.forward_features(x).shape == (2, 197, 192)
+    feats = model.forward_intermediates(x, indices=2)
+    assert [f.shape for f in feats] == [(2, 192, 14, 14)] * 2
+    assert [f.shape for f in model.forward_intermediates(x, indices=[0, -1])] == [(2, 192, 14, 14)] * 2
+    model.reset_classifier(0)
+    assert isinstance(model.get_classifier(), torch.nn.Identity)
+    assert model(x).shape == (2, 192)
+    model.reset_classifier(10)
+    assert model(x).shape == (2, 10)
+
+
+@torch.no_grad()
+def test_interface_registers_gap():
+    model = _build("vit_wee_patch16_reg1_gap_256")
+    assert model.num_prefix_tokens == 1 and model.pos_embed.shape[1] == 256
+    x = torch.randn(2, 3, 256, 256)
+    feats = model.forward_features(x)
+    assert feats.shape == (2, 257, 256)
+    # 'avg' pools the patch tokens only (the register token is left out), then fc_norm
+    expected = model.fc_norm(feats[:, 1:].mean(1))
+    torch.testing.assert_close(model.forward_head(feats, pre_logits=True), expected)
+    assert model.forward_intermediates(x)[0].shape == (2, 256, 16, 16)
+
+
+def test_wrong_input_size_is_a_clear_error():
+    with pytest.raises(ValueError, match="expects 224x224"):
+        _build("vit_tiny_patch16_224")(torch.randn(1, 3, 256, 256))
+
+
+@torch.no_grad()
+def test_filter_resamples_pos_embed_224_to_384():
+    small = _build("vit_tiny_patch16_224")
+    big = _build("vit_tiny_patch16_224", img_size=384)
+    sd = small.state_dict()
+    out = checkpoint_filter_fn({"model": sd}, big)    # a wrapped checkpoint is unwrapped too
+    assert out["pos_embed"].shape == (1, 1 + 24 * 24, 192)
+    torch.testing.assert_close(out["pos_embed"][:, :1], sd["pos_embed"][:, :1])   # class position kept
+    big.load_state_dict(out, strict=True)
+    assert big(torch.randn(1, 3, 384, 384)).shape == (1, 1000)
+    # a grid that already matches is passed through untouched
+    assert checkpoint_filter_fn(sd, small)["pos_embed"] is sd["pos_embed"]
+
+
+@torch.no_grad()
+def test_filter_resamples_patch_only_pos_embed():
+    small = _build("vit_wee_patch16_reg1_gap_256", depth=1)
+    big = _build("vit_wee_patch16_reg1_gap_256", depth=1, img_size=384)
+    out = checkpoint_filter_fn(small.state_dict(), big)
+    assert out["pos_embed"].shape == (1, 24 * 24, 256)
+    big.load_state_dict(out, strict=True)
