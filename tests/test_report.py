@@ -1,0 +1,217 @@
+"""Cards, comparison.md and plots rendered from the fixture records.
+
+Golden snapshots live in tests/fixtures/snapshots/; regenerate them after an intended change with
+
+    VITBENCH_UPDATE_SNAPSHOTS=1 python -m pytest tests/test_report.py
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from vitbench.records import safe_name
+from vitbench.registry import get_checkpoint, list_models
+from vitbench.report import arch_shapes, render_reports, table
+
+FIXTURES = Path(__file__).parent / "fixtures"
+RECORDS = FIXTURES / "records"
+SNAPSHOTS = FIXTURES / "snapshots"
+UPDATE = os.environ.get("VITBENCH_UPDATE_SNAPSHOTS") == "1"
+BETWIXT = "vit_betwixt_patch16_rope_reg4_gap_256.sbb_in1k"
+HYBRID = "google/vit-hybrid-base-bit-384"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> tuple[Path, list[Path]]:
+    out = tmp_path_factory.mktemp("reports")
+    return out, render_reports(RECORDS, out)
+
+
+@pytest.fixture(scope="module")
+def rendered_empty(tmp_path_factory) -> tuple[Path, list[Path]]:
+    out = tmp_path_factory.mktemp("reports_empty")
+    return out, render_reports(tmp_path_factory.mktemp("no_results"), out)
+
+
+def check_snapshot(name: str, text: str) -> None:
+    path = SNAPSHOTS / name
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"no snapshot {path}; run with VITBENCH_UPDATE_SNAPSHOTS=1 to create it"
+    assert text.encode("utf-8") == path.read_bytes(), (
+        f"{name} differs from its snapshot; if the change is intended, rerun with VITBENCH_UPDATE_SNAPSHOTS=1")
+
+
+def card(out: Path, name: str) -> str:
+    return (out / "cards" / f"{safe_name(name)}.md").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------- snapshots
+
+def test_card_snapshot(rendered):
+    check_snapshot(f"{BETWIXT}.md", card(rendered[0], BETWIXT))
+
+
+def test_comparison_snapshot(rendered):
+    check_snapshot("comparison.md", (rendered[0] / "comparison.md").read_text(encoding="utf-8"))
+
+
+def test_deterministic(rendered, tmp_path):
+    out, files = rendered
+    again = render_reports(RECORDS, tmp_path)
+    assert [p.relative_to(tmp_path) for p in again] == [p.relative_to(out) for p in files]
+    for p in files:
+        assert p.read_bytes() == (tmp_path / p.relative_to(out)).read_bytes(), p.name
+
+
+# ---------------------------------------------------------------------------- cards
+
+def test_every_registered_checkpoint_gets_a_card(rendered):
+    out, files = rendered
+    cards = sorted(p.name for p in (out / "cards").glob("*.md"))
+    assert cards == sorted(f"{safe_name(n)}.md" for n in list_models())
+
+
+def test_card_content(rendered):
+    text = card(rendered[0], BETWIXT)
+    assert text.startswith("---\ntags:\n- image-classification\n- timm\nlibrary_name: timm\nlicense: mit\n")
+    assert f"# Model card for {BETWIXT}" in text
+    assert "| betwixt | 640 | 2560 (4) | 10 | 12 | y |" in text       # SBB size table
+    assert "  - Params (M): 60.2\n  - GMACs: 15.5\n" in text and "  - Image size: 256 x 256" in text
+    assert f"vitbench.create_model('{BETWIXT}', pretrained=True)" in text
+    assert "forward_intermediates(transform(img).unsqueeze(0), indices=3)" in text
+    assert "torch.Size([1, 640, 16, 16])" in text and "a (1, 260, 640) shaped tensor" in text
+    assert "| ImageNet-1k val | 83.918 | 96.681 |" in text
+    assert "timm's published figures for the architecture" in text
+    assert "```bibtex\n@article{EVA02," in text
+
+
+def test_card_with_not_run_record_says_why(rendered):
+    text = card(rendered[0], "vit_base_patch16_224.augreg2_in21k_ft_in1k")
+    assert "| ImageNet-1k val | not measured | not measured |" in text
+    assert "not run — no weights found" in text
+    assert "| 85.108 |" in text                                          # timm's published, labelled column
+    assert "Throughput: not measured" in text
+    assert "  - Params (M): 86.6" in text                                # its StatsRecord exists
+
+
+def test_card_without_any_record(rendered_empty):
+    out, files = rendered_empty
+    text = card(out, BETWIXT)
+    assert "Model Stats:** not measured" in text
+    assert "Accuracy has not been measured for this checkpoint yet" in text
+    assert "| ImageNet-1k val | not measured | not measured |  |  |  |  | 83.906 |  |" in text
+    assert "Throughput: not measured" in text
+    assert "## Citation" in text and "## Model Comparison" in text
+    assert len(list((out / "cards").glob("*.md"))) == len(list_models())
+
+
+def test_hf_style_card(rendered):
+    text = card(rendered[0], HYBRID)
+    assert get_checkpoint(HYBRID).library_name == "transformers"
+    assert "library_name: transformers" in text
+    assert "# Vision Transformer (base-sized model) - Hybrid" in text
+    for section in ("## Model description", "## Intended uses & limitations", "## How to use",
+                    "## Training data", "## Evaluation results", "### BibTeX entry and citation info"):
+        assert section in text, section
+    assert 'vitbench.create_model("google/vit-hybrid-base-bit-384", pretrained=True)' in text
+    assert "(1, 577, 768)" in text
+    assert "| ImageNet-1k val | 84.998 |" in text
+    assert "@misc{wu2020visual," in text
+
+
+@pytest.mark.parametrize("name,tokens,grid", [
+    (BETWIXT, 260, 16),
+    ("vit_relpos_base_patch16_clsgap_224.sw_in1k", 197, 14),
+    ("vit_base_patch16_384.augreg_in21k_ft_in1k", 577, 24),
+    ("vit_base_patch32_384.augreg_in21k_ft_in1k", 145, 12),
+    ("vit_wee_patch16_reg1_gap_256.sbb_in1k", 257, 16),
+    ("deit_tiny_patch16_224.fb_in1k", 197, 14),
+    (HYBRID, 577, 24),
+])
+def test_arch_shapes(name, tokens, grid):
+    s = arch_shapes(get_checkpoint(name))
+    assert (s.tokens, s.grid) == (tokens, grid)
+
+
+# ---------------------------------------------------------------------------- comparison + plots
+
+def test_comparison_sections(rendered):
+    text = (rendered[0] / "comparison.md").read_text(encoding="utf-8")
+    for heading in ("## Leaderboards", "## Robustness", "## Speed / accuracy", "## Measured vs published",
+                    "## Not measured", "## Plots", "## timm's published figures"):
+        assert heading in text, heading
+    assert "| deit_tiny_patch16_224.fb_in1k | IN-1k | fp32 | 71.190 | 70.79 – 71.59 | 72.190 | -1.000 | **outside 95% CI** |" in text
+    assert "(1 flagged)" in text
+
+
+def test_comparison_without_records(rendered_empty):
+    out, files = rendered_empty
+    text = (out / "comparison.md").read_text(encoding="utf-8")
+    assert "Nothing has been measured yet" in text
+    assert "| vit_large_patch16_384.augreg_in21k_ft_in1k | 87.096 |" in text
+    assert "## Leaderboards" not in text
+    assert not (out / "plots").exists() or not list((out / "plots").iterdir())
+
+
+def test_plots_written(rendered):
+    out, files = rendered
+    pngs = sorted(p.name for p in files if p.suffix == ".png")
+    assert pngs == sorted([
+        "top1_vs_throughput_cuda_amp_bf16.png", "top1_vs_throughput_cpu_fp32.png", "top1_vs_gmacs.png",
+        "imagenet_vs_real.png", "imagenet_vs_v2.png", "imagenet_vs_sketch.png", "imagenet_vs_r.png",
+        "imagenet_vs_a.png"])
+    for name in pngs:
+        data = (out / "plots" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+        assert b"Software" not in data[:2000]
+
+
+def test_markdown_tables_well_formed(rendered, rendered_empty):
+    unescaped = re.compile(r"(?<!\\)\|")
+    for out in (rendered[0], rendered_empty[0]):
+        for md in sorted(out.rglob("*.md")):
+            block: list[str] = []
+            for line in md.read_text(encoding="utf-8").splitlines() + [""]:
+                if line.startswith("|"):
+                    block.append(line)
+                    continue
+                if block:
+                    counts = {len(unescaped.findall(r)) for r in block}
+                    assert len(counts) == 1, f"{md.name}: ragged table starting {block[0]!r}"
+                    assert re.fullmatch(r"\|( --- \|)+", block[1]), f"{md.name}: bad separator {block[1]!r}"
+                    block = []
+
+
+def test_table_escapes_pipes_and_checks_width():
+    t = table(["a", "b"], [["x|y", "line\nbreak"]])
+    assert t["rows"] == [["x\\|y", "line break"]]
+    with pytest.raises(ValueError):
+        table(["a", "b"], [["only one"]])
+
+
+# ---------------------------------------------------------------------------- StrictUndefined
+
+def test_strict_undefined_catches_missing_field(tmp_path):
+    packaged = resources.files("vitbench.templates")
+    for name in ("_macros.md.j2", "model_card_hf.md.j2", "comparison.md.j2", "model_card.md.j2"):
+        (tmp_path / name).write_text(packaged.joinpath(name).read_text(encoding="utf-8"), encoding="utf-8")
+    broken = (tmp_path / "model_card.md.j2").read_text(encoding="utf-8")
+    (tmp_path / "model_card.md.j2").write_text(broken + "\n{{ card.no_such_field }}\n", encoding="utf-8")
+    with pytest.raises(jinja2.UndefinedError):
+        render_reports(RECORDS, tmp_path / "out", templates_dir=tmp_path)
+
+
+def test_templates_dir_override_is_used(tmp_path):
+    shutil.copytree(Path(str(resources.files("vitbench.templates"))), tmp_path / "t",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    (tmp_path / "t" / "comparison.md.j2").write_text("custom {{ cmp.counts.ok }}\n", encoding="utf-8")
+    render_reports(RECORDS, tmp_path / "out", templates_dir=tmp_path / "t")
+    assert (tmp_path / "out" / "comparison.md").read_text() == "custom 19\n"
