@@ -1,0 +1,133 @@
+"""Throughput benchmark: OOM batch decay (simulated), config defaults, a real tiny CPU run and
+bench_main's skip / force / failure handling. Speed is never asserted."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from vitbench import bench
+from vitbench.bench import (BATCH_LADDER, BenchConfig, batch_ladder, benchmark_checkpoint, bench_main,
+                            run_with_batch_decay)
+from vitbench.records import BenchRecord, bench_path, read_record
+
+TINY = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
+
+
+# ---------------------------------------------------------------------------- OOM decay
+
+def test_batch_ladder():
+    assert batch_ladder(256) == [256, 192, 128, 96, 64, 48, 32, 24, 16, 8, 4, 2, 1]
+    assert batch_ladder(1000) == [1000, *BATCH_LADDER[1:]]      # an off-ladder start, then the ladder
+    assert batch_ladder(1) == [1]
+    with pytest.raises(ValueError):
+        batch_ladder(0)
+
+
+def _fake_step(limit: int, calls: list):
+    def step(bs: int):
+        calls.append(bs)
+        if bs > limit:
+            raise torch.OutOfMemoryError(f"CUDA out of memory at batch {bs} (simulated)")
+        return f"ran {bs}"
+    return step
+
+
+def test_oom_decays_to_the_first_size_that_fits():
+    calls, emptied = [], []
+    bs, ooms, result = run_with_batch_decay(_fake_step(100, calls), 256, on_oom=lambda: emptied.append(1))
+    assert (bs, ooms, result) == (96, [256, 192, 128], "ran 96")
+    assert calls == [256, 192, 128, 96]
+    assert len(emptied) == 3                                 # the cache is emptied after each OOM
+
+
+def test_no_oom_runs_the_requested_size_once():
+    calls = []
+    assert run_with_batch_decay(_fake_step(10_000, calls), 1024) == (1024, [], "ran 1024")
+    assert calls == [1024]
+
+
+def test_oom_even_at_batch_one_raises():
+    with pytest.raises(torch.OutOfMemoryError, match="batch size 1"):
+        run_with_batch_decay(_fake_step(0, []), 8)
+
+
+def test_other_errors_are_not_retried():
+    calls = []
+
+    def step(bs):
+        calls.append(bs)
+        raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        run_with_batch_decay(step, 64)
+    assert calls == [64]
+
+
+# ---------------------------------------------------------------------------- config
+
+def test_settings_defaults_per_device():
+    cpu = BenchConfig(checkpoints=(TINY,)).settings()
+    assert cpu.batch_size <= 8 and cpu.warmup_steps <= 2 and cpu.repeats == 3
+    cuda = BenchConfig(checkpoints=(TINY,), device="cuda:1").settings()
+    assert (cuda.batch_size, cuda.warmup_steps, cuda.timed_steps, cuda.repeats) == (256, 10, 40, 3)
+    mine = BenchConfig(checkpoints=(TINY,), batch_size=4, warmup_steps=0, timed_steps=2, repeats=1).settings()
+    assert (mine.batch_size, mine.warmup_steps, mine.timed_steps, mine.repeats) == (4, 0, 2, 1)
+
+
+# ---------------------------------------------------------------------------- a real tiny run
+
+def test_benchmark_checkpoint_fields_from_a_real_cpu_run(tmp_path):
+    cfg = BenchConfig(checkpoints=(TINY,), batch_size=2, warmup_steps=1, timed_steps=2, repeats=2,
+                      results_dir=tmp_path)
+    rec = benchmark_checkpoint(TINY, cfg)
+    assert isinstance(rec, BenchRecord)
+    assert (rec.checkpoint, rec.architecture, rec.device, rec.precision) == (
+        TINY, "vit_tiny_patch16_224", "cpu", "fp32")
+    assert (rec.img_size, rec.batch_size, rec.oom_batch_sizes) == (224, 2, [])
+    assert (rec.warmup_steps, rec.timed_steps, rec.repeats) == (1, 2, 2)
+    lo, hi = rec.samples_per_sec_spread
+    assert 0 < lo <= rec.samples_per_sec <= hi
+    assert rec.step_time_ms > 0 and rec.latency_ms_bs1 > 0
+    assert rec.samples_per_sec == pytest.approx(2 * 1e3 / rec.step_time_ms, rel=0.01)
+    assert rec.peak_memory_mb is not None and rec.peak_memory_mb >= 0
+    assert rec.provenance.device == "cpu" and rec.provenance.torch_version == torch.__version__
+    assert not rec.compile and not rec.channels_last
+
+
+def test_bf16_input_and_model(tmp_path):
+    cfg = BenchConfig(checkpoints=(TINY,), precision="bf16", batch_size=1, warmup_steps=0, timed_steps=1,
+                      repeats=1, results_dir=tmp_path)
+    rec = benchmark_checkpoint(TINY, cfg)
+    assert rec.precision == "bf16" and rec.latency_ms_bs1 == rec.step_time_ms
+
+
+# ---------------------------------------------------------------------------- bench_main
+
+def _fake_record(name: str, cfg: BenchConfig) -> BenchRecord:
+    if name.startswith("deit_small"):
+        raise RuntimeError("simulated failure")
+    return BenchRecord(checkpoint=name, architecture=name.split(".")[0], device="cpu",
+                       precision=cfg.precision, img_size=224, batch_size=1, samples_per_sec=10.0,
+                       samples_per_sec_spread=(9.0, 11.0), step_time_ms=100.0, latency_ms_bs1=100.0,
+                       peak_memory_mb=1.0)
+
+
+def test_bench_main_writes_skips_forces_and_reports_failures(tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(bench, "benchmark_checkpoint", lambda n, c: calls.append(n) or _fake_record(n, c))
+    names = (TINY, "deit_small_patch16_224.fb_in1k", "deit_tiny_patch16_224.fb_in1k")
+    cfg = BenchConfig(checkpoints=names, results_dir=tmp_path)
+
+    assert bench_main(cfg) == 1                              # one failed, the others still ran
+    err = capsys.readouterr().err
+    assert "deit_small_patch16_224.fb_in1k: benchmark failed" in err and "simulated failure" in err
+    for n in (TINY, "deit_tiny_patch16_224.fb_in1k"):
+        assert read_record(bench_path(tmp_path, n, "fp32", "cpu")).samples_per_sec == 10.0
+    assert (Path(tmp_path) / "records" / "stats" / f"{TINY}.json").exists()   # CSV needs the GMACs
+    assert (Path(tmp_path) / "benchmark-infer-fp32-cpu.csv").exists()
+
+    calls.clear()
+    assert bench_main(BenchConfig(checkpoints=(TINY,), results_dir=tmp_path)) == 0
+    assert calls == [] and "skipped" in capsys.readouterr().out
+    assert bench_main(BenchConfig(checkpoints=(TINY,), results_dir=tmp_path, force=True)) == 0
+    assert calls == [TINY]
