@@ -173,6 +173,14 @@ def test_flat_unknown_wnid(flat):
         open_dataset("imagenet", override=str(root))
 
 
+@pytest.fixture(autouse=True)
+def _hf_cache_in_tmp(tmp_path, monkeypatch):
+    """`datasets` converts parquet into its cache: keep that out of the user's ~/.cache."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+
+
 def _hf_dataset(labels, with_paths=True):
     import io
 
@@ -214,11 +222,25 @@ def test_hf_save_to_disk_and_real(tmp_path):
     assert ds.label_sets == [real_labels()[1], real_labels()[3]]
 
 
-def test_hf_real_without_file_names_needs_all_rows(tmp_path):
+def test_hf_real_without_file_names_needs_all_rows(tmp_path, monkeypatch):
+    import vitbench.data.datasets as vd
+
     _hf_dataset(val_labels_of([1, 2]), with_paths=False).save_to_disk(str(tmp_path / "imagenet"))
     assert open_dataset("imagenet", data_root=tmp_path).files[0].endswith("#0")
     with pytest.raises(DatasetLayoutError, match="exactly 50,000 rows"):
         open_dataset("real", data_root=tmp_path)
+    # a split with as many rows as there are ReaL label sets is taken in row order
+    monkeypatch.setattr(vd, "real_labels", lambda: ((1, 2), (3,)))
+    assert open_dataset("real", data_root=tmp_path, limit=2).label_sets == [(1, 2), (3,)]
+
+
+def test_hf_dataset_through_worker_processes(tmp_path):
+    labels = val_labels_of([1, 2, 3])
+    _hf_dataset(labels).save_to_disk(str(tmp_path / "imagenet"))
+    ds = open_dataset("imagenet", data_root=tmp_path)
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate_eval)
+    got = [(i, t) for _, targets, indices, _ in loader for i, t in zip(indices.tolist(), targets.tolist())]
+    assert got == [(k, labels[n]) for k, n in enumerate(sorted(labels))]
 
 
 def test_hf_hub_id_missing_offline_is_not_found():

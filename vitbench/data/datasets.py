@@ -151,7 +151,7 @@ class EvalDataset(torch.utils.data.Dataset):
         self._load = listing.load
         self.files = [files[i] for i in order]
         self.targets = [targets[i] for i in order]
-        self.label_sets = _real_label_sets(self.files, listing, spec) if spec.labels == "real" else None
+        self.label_sets = _real_label_sets(self.files, order, listing) if spec.labels == "real" else None
         self.n_images, self.n_expected = len(self.files), spec.n_expected
         self.complete = self.n_images == self.n_expected
         self.skip_bad_images, self.transform = skip_bad_images, transform
@@ -178,21 +178,21 @@ class EvalDataset(torch.utils.data.Dataset):
                 f"n_images={self.n_images}, n_expected={self.n_expected})")
 
 
-def _real_label_sets(files: list[str], listing: Listing, spec: DatasetSpec) -> list[tuple[int, ...]]:
-    """ReaL label set of each item, by its validation file number (ILSVRC2012_val_00000001 -> 0)."""
+def _real_label_sets(files: list[str], rows: list[int], listing: Listing) -> list[tuple[int, ...]]:
+    """ReaL label set of each item, by its validation file number (ILSVRC2012_val_00000001 -> 0).
+    A Hugging Face split without file names is taken in row order, only if it has all 50,000 rows."""
     labels = real_labels()
     numbers = [val_number(f) for f in files]
-    if any(n is None for n in numbers):
-        if listing.layout.startswith("hf:") and len(listing.files) == len(labels):
-            log.info("ReaL: no validation file names in %s; using row order (50,000 rows)", listing.layout)
-            numbers = [int(f.rsplit("#", 1)[1]) + 1 for f in files]
-        else:
-            bad = next(f for f, n in zip(files, numbers) if n is None)
-            raise DatasetLayoutError(
-                f"ReaL labels are keyed by validation file name (ILSVRC2012_val_00000001...), but {bad!r} "
-                f"is not one; a Hugging Face dataset without file names must have exactly "
-                f"{len(labels):,} rows in validation order")
-    return [labels[n - 1] for n in numbers]
+    if all(n is not None for n in numbers):
+        return [labels[n - 1] for n in numbers]
+    if listing.layout.startswith("hf:") and len(listing.files) == len(labels):
+        log.info("ReaL: no validation file names in %s; using row order (50,000 rows)", listing.layout)
+        return [labels[r] for r in rows]
+    bad = next(f for f, n in zip(files, numbers) if n is None)
+    raise DatasetLayoutError(
+        f"ReaL labels are keyed by validation file name (ILSVRC2012_val_00000001...), but {bad!r} "
+        f"is not one; a Hugging Face dataset without file names must have exactly "
+        f"{len(labels):,} rows in validation order")
 
 
 # ---------------------------------------------------------------- opening by name
