@@ -189,7 +189,8 @@ def test_hub_id_names_in_weights_dir(tmp_path):
     flat = tmp_path / "flat"
     flat.mkdir()
     (flat / "google--vit-hybrid-base-bit-384.safetensors").write_bytes(b"x")
-    assert resolve_weights(HYBRID, weights_dir=flat).path.name == "google--vit-hybrid-base-bit-384.safetensors"
+    found = resolve_weights(HYBRID, weights_dir=flat)
+    assert found == ResolvedWeights(flat / "google--vit-hybrid-base-bit-384.safetensors", "weights-dir")
     nested = tmp_path / "nested" / "google" / "vit-hybrid-base-bit-384"
     nested.mkdir(parents=True)
     (nested / "config.json").write_text("{}")
@@ -298,7 +299,7 @@ def test_hub_download(tmp_path, monkeypatch, hf_env):
     def fake_download(repo_id, filename, cache_dir=None, **kw):
         assert Path(cache_dir) == hf_env
         if filename != "pytorch_model.bin":
-            from huggingface_hub.errors import EntryNotFoundError
+            from huggingface_hub.utils import EntryNotFoundError
             raise EntryNotFoundError(f"{filename} not in {repo_id}")
         return str(make_hf_cache(Path(cache_dir), repo_id, {filename: data}) / filename)
 
@@ -335,7 +336,8 @@ def test_unexpected_key(tmp_path, vit_sd):
 def test_shape_mismatch(tmp_path, vit_sd):
     sd = {**vit_sd, "blocks.0.attn.qkv.weight": torch.zeros(576, 96)}
     msg = load_error(vit(), sd, tmp_path)
-    assert "shape mismatches (1)" in msg and "blocks.0.attn.qkv.weight: checkpoint (576, 96), model (576, 192)" in msg
+    assert "shape mismatches (1)" in msg
+    assert "blocks.0.attn.qkv.weight: checkpoint (576, 96), model (576, 192)" in msg
 
 
 def test_many_missing_keys_are_truncated(tmp_path, vit_sd):
@@ -393,4 +395,5 @@ def test_create_model_pretrained_from_weights_dir(tmp_path, vit_sd):
     assert not torch.allclose(out, random_out)
     torch.testing.assert_close(out, reference)
     assert model.weights_info.source == "weights-dir"
-    assert model.weights_info.sha256 == hashlib.sha256((tmp_path / f"{VIT}.safetensors").read_bytes()).hexdigest()
+    data = (tmp_path / f"{VIT}.safetensors").read_bytes()
+    assert model.weights_info.sha256 == hashlib.sha256(data).hexdigest()

@@ -35,6 +35,7 @@ TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")        # read with torch.load(
 HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")   # in a transformers folder / Hub repo
 HUB_CONFIG_FILES = ("config.json", "preprocessor_config.json")  # transformers format; the first required
 _CONTAINER_KEYS = ("state_dict", "model")                # training checkpoints that wrap a state dict
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _SHOW = 10                                               # keys listed per kind of mismatch
 
 
@@ -94,7 +95,8 @@ def weight_file(path: str | Path) -> Path:
             return path / f
     present = sorted(p.name for p in path.iterdir())[:_SHOW]
     raise WeightsLoadError(
-        f"{path}: a folder without {' or '.join(HUB_WEIGHT_FILES)} (it holds: {', '.join(present) or 'nothing'}). "
+        f"{path}: a folder without {' or '.join(HUB_WEIGHT_FILES)} "
+        f"(it holds: {', '.join(present) or 'nothing'}). "
         f"Point at a weight file, or at a transformers folder holding config.json and model.safetensors."
     )
 
@@ -193,7 +195,7 @@ def _from_hf_cache(repo_id: str, fmt: str, cache_dir: Path, looked: list[str]) -
     return None
 
 
-_HUB_UNREACHABLE: str | None = None   # None: not probed yet; '' reachable; else why not (later lookups skip it)
+_HUB_UNREACHABLE: str | None = None   # None: not probed yet; '': reachable; else why not (then skipped)
 
 
 def _probe_hub(timeout: float = 5.0) -> str:
@@ -206,7 +208,7 @@ def _probe_hub(timeout: float = 5.0) -> str:
 
     from huggingface_hub import constants
 
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+    if any(os.environ.get(v) for v in _PROXY_VARS):
         return ""
     url = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
     port = url.port or (443 if url.scheme == "https" else 80)
@@ -221,7 +223,7 @@ def _from_hub(repo_id: str, fmt: str, cache_dir: Path, looked: list[str]) -> Res
     """Download from the Hub; every failure becomes a line in `looked`, never an exception."""
     global _HUB_UNREACHABLE
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     if hub_offline():
         looked.append(f"HF hub {repo_id}: not asked, offline (HF_HUB_OFFLINE=1)")
@@ -339,7 +341,8 @@ def _sniff(path: Path) -> str:
         return (f"a safetensors file of {size} bytes whose header promises {n} header bytes and data "
                 f"beyond; truncated or corrupt (download it again)")
     if head[:6] == b"\x93NUMPY" or path.suffix == ".npz":
-        return "a NumPy archive (original JAX/big_vision weights); convert it with timm and save as safetensors"
+        return ("a NumPy archive (original JAX/big_vision weights); convert it with timm and save it as "
+                "safetensors")
     return f"{size} bytes of unrecognised content starting {head[:16]!r}"
 
 
@@ -360,13 +363,14 @@ def _read_torch(path: Path):
     except pickle.UnpicklingError as e:
         text = str(e)
         if "weights only" in text.lower() or "weights_only" in text:
-            found = re.search(r"Unsupported global: GLOBAL (\S+)", text) or re.search(r"Unsupported operand \S+", text)
-            what = f"it references {found.group(1)}" if found and found.groups() else "it is not plain tensors"
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+            what = f"it references {found.group(1)}" if found else "it holds more than plain tensors"
             raise WeightsLoadError(
                 f"{path}: refused: this pickle needs code to load ({what}). Running a checkpoint's "
                 f"pickled code means trusting it completely. If you trust the file, convert it once: "
-                f"`sd = torch.load(f, weights_only=False)` then `safetensors.torch.save_file(sd, "
-                f"'{path.stem}.safetensors')`, and load the .safetensors instead.") from None
+                f"`ckpt = torch.load('{path.name}', weights_only=False)`, then save its state dict (e.g. "
+                f"ckpt['model']) with `safetensors.torch.save_file(sd, '{path.stem}.safetensors')` "
+                f"and load the .safetensors instead.") from None
         first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
         raise WeightsLoadError(f"{path}: not a readable torch checkpoint ({first}); the file looks like "
                                f"{_sniff(path)}.") from None
@@ -435,8 +439,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     elif path.suffix in TORCH_SUFFIXES:
         sd = _unwrap(_read_torch(path), path)
     else:
-        raise WeightsLoadError(f"{path}: unknown weight file type {path.suffix!r} (expected "
-                               f"{', '.join(('.safetensors',) + TORCH_SUFFIXES)}); it looks like {_sniff(path)}.")
+        known = ", ".join((".safetensors",) + TORCH_SUFFIXES)
+        raise WeightsLoadError(f"{path}: unknown weight file type {path.suffix!r} (expected {known}); "
+                               f"it looks like {_sniff(path)}.")
     if not sd:
         raise WeightsLoadError(f"{path}: holds no tensors.")
     return sd
@@ -456,7 +461,7 @@ def _head_keys(model: nn.Module) -> set[str]:
 
 
 def _checkpoint_classes(sd: dict[str, torch.Tensor], head_keys: set[str]) -> int | None:
-    """Classes of the checkpoint's head: the first dim of the head weight (the model's key, or head.weight)."""
+    """The checkpoint's number of classes: dim 0 of its head weight (the model's head key, or head.weight)."""
     for key in sorted(k for k in head_keys if k.endswith("weight")) + ["head.weight"]:
         if key in sd and sd[key].ndim >= 1:
             return int(sd[key].shape[0])
@@ -526,7 +531,7 @@ def load_weights(model: nn.Module, path_or_dir: str | Path) -> Path:
 
 def load_pretrained(model: nn.Module, name: str, weights: str | Path | None = None,
                     weights_dir: str | Path | None = None) -> WeightsInfo:
-    """Resolve checkpoint `name`'s weights, load them strictly; the WeightsInfo is also `model.weights_info`."""
+    """Resolve checkpoint `name`'s weights and load them strictly; also sets `model.weights_info`."""
     resolved = resolve_weights(name, weights=weights, weights_dir=weights_dir)
     load_weights(model, resolved.path)
     info = WeightsInfo(source=resolved.source, path=str(resolved.path), sha256=resolved.sha256())
