@@ -18,13 +18,12 @@ from vitbench.evaluate import (EvalResult, EvalSpec, Predictions, aggregate, eva
                                restrict_logits, run_model, score_real, wilson_interval, write_predictions)
 
 DUMMY_CONFIG = DataConfig((3, 32, 32), 1.0, "center", "bilinear", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-_LEVELS = (20, 60, 100, 140, 180, 220)     # 6^3 = 216 colours, 40 apart per channel
+_LEVELS = tuple(15 + 25 * i for i in range(10))     # 10^3 = 1000 colours, 25 apart per channel
 
 
 def class_colour(c: int) -> tuple[int, int, int]:
-    """The RGB colour of class c's images (classes share a colour when they are 216 apart)."""
-    k = c % 216
-    return (_LEVELS[k // 36], _LEVELS[(k // 6) % 6], _LEVELS[k % 6])
+    """The RGB colour of class c's images, one per ImageNet class."""
+    return (_LEVELS[c // 100], _LEVELS[(c // 10) % 10], _LEVELS[c % 10])
 
 
 class ColourModel(nn.Module):

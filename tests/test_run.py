@@ -1,0 +1,407 @@
+"""`vitbench run` with the colour dummy model (tests/test_evaluate.py) on generated datasets.
+
+The dummy is injected by monkeypatching `vitbench.models.create_model`; its weights are a real
+safetensors file in a --weights-dir, so weight resolution, strict loading and the sha256 in the record
+are the real thing. Images are solid colours (`class_colour`), so every accuracy is known in advance.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from test_evaluate import DUMMY_CONFIG, ColourModel, class_colour
+from vitbench import cli, records
+from vitbench.catalog import imagenet_synsets, real_labels, subset_indices, subset_synsets
+from vitbench.records import eval_path, read_record
+from vitbench.runner import Job, RunConfig, plan, run
+
+CKPT = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
+CKPT2 = "vit_small_patch16_224.augreg_in21k_ft_in1k"
+
+
+# ---------------------------------------------------------------------------- generated data
+
+def write_image(path: Path, cls: int, size: int = 40) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size), class_colour(cls)).save(path, quality=95)
+    return path
+
+
+def val_name(n: int) -> str:
+    return f"ILSVRC2012_val_{n:08d}.JPEG"
+
+
+def make_wnid_folders(root: Path, items, wnids=None) -> Path:
+    """root/<wnid>/ for every expected wnid (the layout check wants them all); items: (number, class,
+    colour class) -> root/<wnid of class>/ILSVRC2012_val_<number>.JPEG in the colour's colour."""
+    wnids = wnids or imagenet_synsets()
+    for w in wnids:
+        (root / w).mkdir(parents=True, exist_ok=True)
+    syn = imagenet_synsets()
+    for n, cls, colour in items:
+        write_image(root / syn[cls] / val_name(n), colour)
+    return root
+
+
+def make_flat(root: Path, items, labels_file: str = "labels.csv") -> Path:
+    """root/ILSVRC2012_val_<n>.JPEG + a filename,label csv (label = class index)."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = [("filename", "label")]
+    for n, cls, colour in items:
+        write_image(root / val_name(n), colour)
+        rows.append((val_name(n), str(cls)))
+    with open(root / labels_file, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return root
+
+
+def make_numbered(root: Path, items) -> Path:
+    for i in range(1000):
+        (root / str(i)).mkdir(parents=True, exist_ok=True)
+    for k, (cls, colour) in enumerate(items):
+        write_image(root / str(cls) / f"img{k:03d}.jpeg", colour)
+    return root
+
+
+# ---------------------------------------------------------------------------- the dummy checkpoint
+
+@pytest.fixture
+def dummy(monkeypatch, tmp_path):
+    """create_model -> ColourModel (`boost`: classes given +1000); weights written to tmp_path/weights; stats stubbed (cheap)."""
+    import vitbench.models
+    import vitbench.stats
+    from safetensors.torch import save_file
+
+    state = {"boost": ()}
+    built = []
+
+    def fake_create_model(name, pretrained=False, weights=None, num_classes=None, weights_dir=None, **kw):
+        m = ColourModel(boost=state["boost"])
+        built.append(name)
+        return m
+
+    def fake_stats_record(name):
+        return records.StatsRecord(checkpoint=name, architecture="dummy", img_size=32, param_count=3000,
+                                   gmacs=0.0, gmacs_no_attn=0.0, macts=0.0)
+
+    monkeypatch.setattr(vitbench.models, "create_model", fake_create_model)
+    monkeypatch.setattr(vitbench.stats, "stats_record", fake_stats_record)
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    for name in (CKPT, CKPT2):
+        save_file({k: v.contiguous() for k, v in ColourModel().state_dict().items()},
+                  str(wdir / f"{name}.safetensors"))
+    state.update(weights_dir=wdir, built=built)
+    return state
+
+
+def base_cfg(tmp_path, **kw) -> RunConfig:
+    values = dict(checkpoints=(CKPT,), datasets=("imagenet",), data_root=tmp_path / "data", data_overrides=(),
+                  device="cpu", precision="fp32", batch_size=4, workers=0, limit=None,
+                  weights_dir=tmp_path / "weights", results_dir=tmp_path / "results",
+                  reports_dir=tmp_path / "reports", force=False, skip_bad_images=False, bench=False,
+                  report=False)
+    values.update(kw)
+    return RunConfig(**values)
+
+
+def cli_run(tmp_path, *extra, names=(CKPT,), data=True, weights=True) -> int:
+    argv = ["run", *names, "--results-dir", str(tmp_path / "results"), "--reports-dir",
+            str(tmp_path / "reports"), "--workers", "0", "--batch-size", "4", "--no-bench", "--no-report"]
+    if data:
+        argv += ["--data-root", str(tmp_path / "data")]
+    if weights:
+        argv += ["--weights-dir", str(tmp_path / "weights")]
+    return cli.main(argv + list(extra))
+
+
+def rec(tmp_path, dataset, ckpt=CKPT, precision="fp32"):
+    return read_record(eval_path(tmp_path / "results", dataset, ckpt, precision))
+
+
+# 10 ImageNet-val images of classes 0..9; image 10 is coloured as class 42 (a wrong prediction)
+TEN = [(n, n - 1, n - 1 if n != 10 else 42) for n in range(1, 11)]
+
+
+# ---------------------------------------------------------------------------- plan
+
+def test_plan_expands_r_and_a_and_names_record_paths(tmp_path):
+    cfg = base_cfg(tmp_path, checkpoints=(CKPT, CKPT2), datasets=("imagenet", "r", "a", "real"))
+    jobs = plan(cfg)
+    assert [j.dataset for j in jobs if j.checkpoint == CKPT] == ["imagenet", "r-clean", "r", "a-clean", "a", "real"]
+    assert len(jobs) == 12 and all(isinstance(j, Job) for j in jobs)
+    assert jobs[0].record == tmp_path / "results" / "records" / "imagenet" / f"{CKPT}__fp32.json"
+
+
+# ---------------------------------------------------------------------------- end to end, dummy model
+
+def test_imagenet_folder_end_to_end(dummy, tmp_path, capsys):
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    r = rec(tmp_path, "imagenet")
+    assert r.status == "ok" and r.top1 == 90.0 and r.top5 >= 90.0
+    assert (r.n_images, r.n_expected, r.n_scored, r.complete, r.limit) == (10, 50_000, 10, False, None)
+    assert r.top1_ci[0] < 90.0 < r.top1_ci[1]
+    # provenance
+    p = r.provenance
+    assert p.torch_version == torch.__version__ and p.device == "cpu" and p.device_name and p.vitbench_version
+    assert r.weights.source == "weights-dir" and r.weights.path.endswith(f"{CKPT}.safetensors")
+    from vitbench.weights import file_sha256
+
+    assert r.weights.sha256 == file_sha256(r.weights.path)
+    assert r.data_config["input_size"] == [3, 32, 32] and r.batch_size == 4
+    assert r.dataset_root == str(tmp_path / "data" / "imagenet")
+    assert r.wall_time_s > 0 and r.images_per_sec > 0
+    # predictions beside the record
+    import pandas as pd
+
+    df = pd.read_parquet(eval_path(tmp_path / "results", "imagenet", CKPT, "fp32").with_suffix(".parquet"))
+    assert r.predictions_file == f"{CKPT}__fp32.parquet" and len(df) == 10
+    assert df["file"].iloc[0].endswith(val_name(1)) and df["target"].tolist() == list(range(10))
+    # CSV and stats
+    rows = list(csv.DictReader(open(tmp_path / "results" / "results-imagenet.csv")))
+    assert rows[0]["model"] == CKPT and float(rows[0]["top1"]) == 90.0
+    assert (tmp_path / "results" / "records" / "stats" / f"{CKPT}.json").is_file()
+    out = capsys.readouterr().out
+    assert "done: 1" in out and "failed: 0" in out
+
+
+def test_flat_labels_root_and_real(dummy, tmp_path):
+    # ReaL sets of val images 1..16 (packaged); colour each image as the first class of its set, so
+    # ReaL top-1 is 100% over the scored images; empty sets are not scored
+    sets = real_labels()[:16]
+    items = [(n, (sets[n - 1] or (7,))[0], (sets[n - 1] or (7,))[0]) for n in range(1, 17)]
+    make_flat(tmp_path / "data" / "imagenet", items)
+    assert cli_run(tmp_path, "--datasets", "imagenet,real") == 0
+    real = rec(tmp_path, "real")
+    n_scored = sum(1 for s in sets if s)
+    assert real.status == "ok" and real.n_images == 16 and real.n_scored == n_scored
+    assert real.top1 == 100.0 and real.n_expected == 50_000
+    assert rec(tmp_path, "imagenet").top1 == 100.0
+    import pandas as pd
+
+    df = pd.read_parquet(eval_path(tmp_path / "results", "real", CKPT, "fp32").with_suffix(".parquet"))
+    assert [tuple(x) for x in df["real_labels"]] == [tuple(s) for s in sets]
+
+
+def test_real_counts_a_wrong_label_set_as_wrong(dummy, tmp_path):
+    sets = real_labels()[:16]
+    first = next(i for i, s in enumerate(sets) if s)
+    # image `first` coloured as a class outside its ReaL set
+    wrong = next(c for c in range(1000) if c not in sets[first])
+    items = [(n, (sets[n - 1] or (7,))[0], wrong if n - 1 == first else (sets[n - 1] or (7,))[0])
+             for n in range(1, 17)]
+    make_flat(tmp_path / "data" / "imagenet", items)
+    assert cli_run(tmp_path, "--datasets", "real") == 0
+    n_scored = sum(1 for s in sets if s)
+    assert rec(tmp_path, "real").top1 == pytest.approx(round(100 * (n_scored - 1) / n_scored, 4))
+
+
+def test_r_masking_and_clean_baseline(dummy, tmp_path):
+    sub = subset_indices("r")
+    outside = next(c for c in range(1000) if c not in sub)
+    dummy["boost"] = (outside,)         # wins every image unless logits are restricted to R's classes
+    chosen = list(sub[:6])
+    # imagenet-r: 200 wnid folders; images of 6 subset classes
+    root = tmp_path / "data" / "imagenet-r"
+    for w in subset_synsets("r"):
+        (root / w).mkdir(parents=True, exist_ok=True)
+    syn = imagenet_synsets()
+    for k, c in enumerate(chosen):
+        write_image(root / syn[c] / f"art_{k}.jpg", c)
+    # imagenet-val: those classes plus two classes outside R (dropped by r-clean)
+    items = [(k + 1, c, c) for k, c in enumerate(chosen)] + [(20, outside, outside), (21, 0, 0)]
+    make_wnid_folders(tmp_path / "data" / "imagenet", items)
+    assert cli_run(tmp_path, "--datasets", "r") == 0
+    r, clean = rec(tmp_path, "r"), rec(tmp_path, "r-clean")
+    assert r.status == clean.status == "ok"
+    assert (r.n_images, r.top1, r.n_expected) == (6, 100.0, 30_000)
+    assert (clean.n_images, clean.top1, clean.n_expected) == (len([c for c in chosen]), 100.0, 10_000)
+    assert (tmp_path / "results" / "results-imagenet-r.csv").is_file()
+
+
+def test_v2_numeric_folder_order(dummy, tmp_path):
+    from vitbench.data.datasets import open_dataset
+
+    make_numbered(tmp_path / "data" / "imagenetv2-matched-frequency", [(2, 2), (10, 10), (100, 100), (100, 5)])
+    ds = open_dataset("v2", data_root=tmp_path / "data")
+    assert ds.targets == [2, 10, 100, 100]           # numeric folder order, not "10" < "100" < "2"
+    assert cli_run(tmp_path, "--datasets", "v2") == 0
+    r = rec(tmp_path, "v2")
+    assert r.n_images == 4 and r.top1 == 75.0 and r.n_expected == 10_000
+
+
+def test_limit_marks_incomplete(dummy, tmp_path):
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--limit", "3") == 0
+    r = rec(tmp_path, "imagenet")
+    assert (r.limit, r.n_images, r.complete, r.top1) == (3, 3, False, 100.0)
+    # a full run does not take a --limit record as done
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    assert rec(tmp_path, "imagenet").n_images == 10
+
+
+def test_bf16_precision_on_cpu(dummy, tmp_path):
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--precision", "bf16") == 0
+    r = rec(tmp_path, "imagenet", precision="bf16")
+    assert r.precision == "bf16" and r.top1 == 90.0
+
+
+# ---------------------------------------------------------------------------- resume, force, interrupts
+
+def test_interrupt_then_resume(dummy, tmp_path, monkeypatch, capsys):
+    import vitbench.evaluate as ev
+
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    make_numbered(tmp_path / "data" / "imagenetv2-matched-frequency", [(1, 1), (2, 2)])
+    real_evaluate, calls = ev.evaluate, []
+
+    def interrupting(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*a, **kw)
+
+    monkeypatch.setattr(ev, "evaluate", interrupting)
+    assert cli_run(tmp_path, "--datasets", "imagenet,v2") == 130
+    first = eval_path(tmp_path / "results", "imagenet", CKPT, "fp32")
+    second = eval_path(tmp_path / "results", "v2", CKPT, "fp32")
+    assert first.is_file() and not second.exists()
+    leftovers = [p for p in (tmp_path / "results").rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+    stamp = first.stat().st_mtime_ns
+    monkeypatch.setattr(ev, "evaluate", real_evaluate)
+    capsys.readouterr()
+    assert cli_run(tmp_path, "--datasets", "imagenet,v2") == 0
+    assert first.stat().st_mtime_ns == stamp                       # skipped, not rerun
+    assert rec(tmp_path, "v2").status == "ok"
+    out = capsys.readouterr().out
+    assert "done: 1" in out and "skipped (had a record): 1" in out
+
+
+def test_force_reruns(dummy, tmp_path):
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    path = eval_path(tmp_path / "results", "imagenet", CKPT, "fp32")
+    before = json.loads(path.read_text())
+    path.write_text(json.dumps({**before, "top1": 1.0}))          # a number we can see replaced
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    assert rec(tmp_path, "imagenet").top1 == 1.0                  # skipped
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--force") == 0
+    assert rec(tmp_path, "imagenet").top1 == 90.0
+
+
+def test_model_built_once_per_checkpoint(dummy, tmp_path):
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    make_numbered(tmp_path / "data" / "imagenetv2-matched-frequency", [(1, 1)])
+    assert cli_run(tmp_path, "--datasets", "imagenet,v2,real", names=(CKPT, CKPT2)) == 0
+    assert dummy["built"] == [CKPT, CKPT2]
+
+
+# ---------------------------------------------------------------------------- bad images
+
+def test_corrupt_image_fails_the_job_without_skip(dummy, tmp_path, capsys):
+    root = make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    bad = root / imagenet_synsets()[3] / val_name(4)
+    bad.write_bytes(b"not a jpeg at all")
+    make_numbered(tmp_path / "data" / "imagenetv2-matched-frequency", [(1, 1)])
+    assert cli_run(tmp_path, "--datasets", "imagenet,v2") == 1
+    r = rec(tmp_path, "imagenet")
+    assert r.status == "failed" and str(bad) in r.reason and "--skip-bad-images" in r.reason
+    assert rec(tmp_path, "v2").status == "ok"                      # the run went on
+    assert "failed: 1" in capsys.readouterr().out
+
+
+def test_corrupt_image_skipped_and_recorded(dummy, tmp_path):
+    root = make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    bad = root / imagenet_synsets()[3] / val_name(4)
+    bad.write_bytes(b"not a jpeg at all")
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--skip-bad-images") == 0
+    r = rec(tmp_path, "imagenet")
+    assert r.status == "ok" and r.skipped_files == [str(bad)] and r.n_images == 9
+    assert r.complete is False and r.top1 == pytest.approx(round(100 * 8 / 9, 4))
+
+
+def test_failed_force_rerun_keeps_the_ok_record(dummy, tmp_path):
+    root = make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    (root / imagenet_synsets()[3] / val_name(4)).write_bytes(b"garbage")
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--force") == 1
+    assert rec(tmp_path, "imagenet").status == "ok"
+
+
+# ---------------------------------------------------------------------------- not run
+
+def test_missing_weights_is_not_run_then_replaced(dummy, tmp_path, capsys):
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--weights-dir", str(empty), weights=False) == 0
+    r = rec(tmp_path, "imagenet")
+    assert r.status == "not_run" and "No weights found" in r.reason and str(empty) in r.reason
+    assert "--weights-dir" in r.reason and r.top1 is None
+    out = capsys.readouterr().out
+    assert "not run: 1" in out and "not a failure" in out
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0     # weights now given
+    assert rec(tmp_path, "imagenet").status == "ok"
+
+
+def test_missing_dataset_is_not_run(dummy, tmp_path):
+    (tmp_path / "data").mkdir()
+    assert cli_run(tmp_path, "--datasets", "imagenet,sketch") == 0
+    for ds in ("imagenet", "sketch"):
+        r = rec(tmp_path, ds)
+        assert r.status == "not_run" and "not found" in r.reason and "--data-root" in r.reason
+
+
+def test_bad_layout_is_failed(dummy, tmp_path):
+    root = tmp_path / "data" / "imagenet"
+    write_image(root / val_name(1), 0)                           # flat folder, no labels file
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 1
+    r = rec(tmp_path, "imagenet")
+    assert r.status == "failed" and "labels file" in r.reason
+
+
+# ---------------------------------------------------------------------------- config errors
+
+def test_bad_data_override_is_a_clear_error(dummy, tmp_path, capsys):
+    assert cli_run(tmp_path, "--data", f"imagenet={tmp_path / 'nope'}") == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err
+    assert cli_run(tmp_path, "--data", f"imagenet-x={tmp_path}") == 2
+    assert "unknown dataset 'imagenet-x'" in capsys.readouterr().err
+    assert not (tmp_path / "results" / "records").exists()
+
+
+def test_data_override_points_real_at_the_imagenet_images(dummy, tmp_path):
+    elsewhere = make_flat(tmp_path / "val", [(n, c, c) for n, c, _ in TEN[:4]])
+    assert cli_run(tmp_path, "--datasets", "imagenet,real", "--data", f"imagenet={elsewhere}", data=False) == 0
+    assert rec(tmp_path, "imagenet").dataset_root == str(elsewhere)
+    assert rec(tmp_path, "real").dataset_root == str(elsewhere)
+
+
+def test_run_config_errors_return_2(tmp_path, capsys):
+    assert run(base_cfg(tmp_path, datasets=("imagenet", "bogus"))) == 2
+    assert run(base_cfg(tmp_path, precision="fp8")) == 2
+    assert run(base_cfg(tmp_path, device="tpu")) == 2
+    assert run(base_cfg(tmp_path, batch_size=0)) == 2
+    err = capsys.readouterr().err
+    assert "bogus" in err and "fp8" in err and "tpu" in err
+
+
+def test_default_batch_size():
+    cfg = RunConfig(checkpoints=(), datasets=(), data_root=None, data_overrides=(), device="cpu",
+                    precision="fp32", batch_size=None, workers=0, limit=None, weights_dir=None,
+                    results_dir=Path("r"), reports_dir=Path("p"), force=False, skip_bad_images=False,
+                    bench=False, report=False)
+    assert cfg.eval_batch_size == 32
+    from dataclasses import replace
+
+    assert replace(cfg, device="cuda:1").eval_batch_size == 256
+    assert replace(cfg, batch_size=8).eval_batch_size == 8

@@ -1,0 +1,455 @@
+"""`vitbench run`, the main job: plan -> jobs -> records -> CSVs and reports.
+
+    cfg = RunConfig(checkpoints=("vit_base_patch16_224.augreg2_in21k_ft_in1k",), datasets=("imagenet",), ...)
+    plan(cfg)   # [Job(checkpoint, dataset, precision, record), ...]
+    run(cfg)    # 0 when nothing failed, 1 when a job failed, 2 for a bad config
+
+Per checkpoint: its stats record, its throughput record (unless cfg.bench is off), then one eval job per
+dataset with the model built once and reused. A job whose record says 'ok' is skipped (so a rerun
+resumes where an interrupted one stopped); a job that cannot run here (no weights, no data) gets a
+'not_run' record saying why and how to fix it, and a later successful run replaces it. Every record is
+written atomically; the run in flight is the only thing an interrupt loses.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from itertools import groupby
+from pathlib import Path
+
+from vitbench import records
+from vitbench.records import EvalRecord, WeightsInfo, eval_path, write_record
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "amp_bf16", "amp_fp16", "bf16")
+DEFAULT_BATCH = {"cuda": 256, "cpu": 32}
+_ROUND = 4   # decimals kept for percentages in records
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    checkpoints: tuple[str, ...]
+    datasets: tuple[str, ...]                  # vitbench names; r and a add their -clean baselines
+    data_root: Path | None                     # one folder per dataset (DESIGN.md), or None
+    data_overrides: tuple[tuple[str, str], ...]   # (dataset, PATH | hf:ID) pairs from --data
+    device: str                                # cpu | cuda | cuda:N
+    precision: str                             # fp32 | amp_bf16 | amp_fp16 | bf16
+    batch_size: int | None                     # None: 256 on cuda, 32 on cpu
+    workers: int
+    limit: int | None                          # first N images per dataset (smoke run)
+    weights_dir: Path | None
+    results_dir: Path
+    reports_dir: Path
+    force: bool                                # rerun jobs that have an 'ok' record
+    skip_bad_images: bool
+    bench: bool                                # also measure throughput per checkpoint
+    report: bool                               # render cards/tables/plots at the end
+
+    @property
+    def device_type(self) -> str:
+        return self.device.split(":", 1)[0]
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.batch_size or DEFAULT_BATCH.get(self.device_type, 32)
+
+
+@dataclass(frozen=True)
+class Job:
+    checkpoint: str
+    dataset: str
+    precision: str
+    record: Path       # where its EvalRecord goes
+
+
+class RunConfigError(ValueError):
+    """A RunConfig that cannot run (bad device, unknown dataset, --data path that does not exist)."""
+
+
+# ---------------------------------------------------------------------------- plan
+
+def _expand(datasets) -> list[str]:
+    from vitbench.data.datasets import expand_datasets
+
+    return list(dict.fromkeys(expand_datasets(list(datasets))))
+
+
+def plan(cfg: RunConfig) -> list[Job]:
+    """One job per checkpoint x dataset (r and a expanded to their clean baseline first)."""
+    datasets = _expand(cfg.datasets)
+    return [Job(c, d, cfg.precision, eval_path(cfg.results_dir, d, c, cfg.precision))
+            for c in cfg.checkpoints for d in datasets]
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Raise RunConfigError with a clear message for anything that would fail every job."""
+    import torch
+
+    from vitbench.data.datasets import DATASETS
+
+    if cfg.precision not in PRECISIONS:
+        raise RunConfigError(f"--precision {cfg.precision!r}: expected one of {', '.join(PRECISIONS)}")
+    try:
+        dev = torch.device(cfg.device)
+    except RuntimeError:
+        raise RunConfigError(f"--device {cfg.device!r}: expected cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise RunConfigError(f"--device {cfg.device!r}: expected cpu, cuda or cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RunConfigError(f"--device {cfg.device}: no CUDA device is available "
+                             f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); use --device cpu")
+    if cfg.batch_size is not None and cfg.batch_size < 1:
+        raise RunConfigError(f"--batch-size must be >= 1, got {cfg.batch_size}")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise RunConfigError(f"--limit must be >= 1, got {cfg.limit}")
+    if cfg.workers < 0:
+        raise RunConfigError(f"--workers must be >= 0, got {cfg.workers}")
+    unknown = [d for d in cfg.datasets if d not in DATASETS]
+    if unknown:
+        raise RunConfigError(f"unknown dataset(s) {unknown}; choose from {', '.join(DATASETS)}")
+    for name, target in cfg.data_overrides:
+        if name not in DATASETS:
+            raise RunConfigError(f"--data {name}={target}: unknown dataset {name!r}; "
+                                 f"choose from {', '.join(DATASETS)}")
+        if not target.startswith("hf:") and not Path(target).expanduser().exists():
+            raise RunConfigError(f"--data {name}={target}: {target} does not exist "
+                                 f"(give an existing folder or file, or hf:DATASET_ID)")
+    if cfg.data_root is not None and not Path(cfg.data_root).is_dir():
+        raise RunConfigError(f"--data-root {cfg.data_root}: not a folder")
+
+
+# ---------------------------------------------------------------------------- summary
+
+@dataclass
+class Summary:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    not_run: list[tuple[str, str, str]] = field(default_factory=list)   # (job, group, reason)
+    failed: list[tuple[str, str]] = field(default_factory=list)         # (what, error)
+    extra: list[str] = field(default_factory=list)                      # stats/bench/CSV lines
+
+    def render(self) -> str:
+        lines = [f"done: {len(self.done)}   skipped (had a record): {len(self.skipped)}   "
+                 f"not run: {len(self.not_run)}   failed: {len(self.failed)}"]
+        lines += [f"  {x}" for x in self.extra]
+        if self.not_run:
+            lines.append("not run (no data or weights on this machine; not a failure, exit status stays 0):")
+            for group, items in groupby(sorted(self.not_run, key=lambda t: t[1]), key=lambda t: t[1]):
+                items = list(items)
+                lines.append(f"  {group}: {len(items)} job(s)")
+                lines += [f"    {ln}" for ln in items[0][2].splitlines()]
+            lines.append("  (each not-run record holds its full reason)")
+        if self.failed:
+            lines.append("failed:")
+            lines += [f"  {what}: {err.splitlines()[0] if err else ''}" for what, err in self.failed]
+        return "\n".join(lines)
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if self.failed else 0
+
+
+# ---------------------------------------------------------------------------- records helpers
+
+def _read_existing(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        return records.read_record(path)
+    except ValueError as e:
+        log.warning("%s; the job reruns", e)
+        return None
+
+
+def _satisfies(rec, cfg: RunConfig) -> bool:
+    """An 'ok' record satisfies a job unless a full run is asked for and the record is a --limit run."""
+    return rec is not None and rec.status == "ok" and (cfg.limit is not None or rec.limit is None)
+
+
+def _write_unless_ok(job: Job, rec: EvalRecord) -> None:
+    """A not_run/failed record never replaces an 'ok' one (a --force rerun that fails keeps the old numbers)."""
+    old = _read_existing(job.record)
+    if old is not None and old.status == "ok":
+        log.warning("%s: keeping the existing 'ok' record (%s)", job.record, rec.status)
+        return
+    write_record(job.record, rec)
+
+
+def _base_record(job: Job, cfg: RunConfig, **kw) -> EvalRecord:
+    from vitbench.registry import get_checkpoint, is_registered
+
+    ck = get_checkpoint(job.checkpoint) if is_registered(job.checkpoint) else None
+    return EvalRecord(
+        checkpoint=job.checkpoint, dataset=job.dataset, precision=job.precision,
+        architecture=ck.architecture if ck else None, img_size=ck.img_size if ck else None,
+        batch_size=cfg.eval_batch_size, limit=cfg.limit, provenance=records.provenance(cfg.device), **kw)
+
+
+def _pct(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else round(float(x), _ROUND)
+
+
+# ---------------------------------------------------------------------------- stats and bench
+
+def _stats(name: str, cfg: RunConfig, summary: Summary) -> None:
+    from vitbench import stats
+
+    path = records.stats_path(cfg.results_dir, name)
+    if path.is_file() and not cfg.force:
+        return
+    try:
+        rec = stats.stats_record(name)
+    except Exception as e:  # noqa: BLE001 - one bad model must not stop the others
+        log.error("stats %s failed: %s: %s", name, type(e).__name__, e)
+        summary.failed.append((f"stats {name}", f"{type(e).__name__}: {e}"))
+        return
+    if rec.provenance is None:
+        rec = replace(rec, provenance=records.provenance("cpu"))
+    write_record(path, rec)
+    log.info("stats %s: %.2fM params, %.2f GMACs", name, rec.param_count / 1e6, rec.gmacs)
+
+
+def _bench(name: str, cfg: RunConfig, summary: Summary) -> None:
+    from vitbench import bench
+
+    path = records.bench_path(cfg.results_dir, name, cfg.precision, cfg.device_type)
+    if path.is_file() and not cfg.force:
+        return
+    bcfg = bench.BenchConfig(checkpoints=(name,), device=cfg.device, precision=cfg.precision,
+                             batch_size=None, compile=False, channels_last=False,   # bench defaults
+                             results_dir=cfg.results_dir, force=cfg.force)
+    try:
+        rec = bench.benchmark_checkpoint(name, bcfg)
+    except Exception as e:  # noqa: BLE001
+        log.error("bench %s failed: %s: %s", name, type(e).__name__, e)
+        summary.failed.append((f"bench {name}", f"{type(e).__name__}: {e}"))
+        return
+    if rec.provenance is None:
+        rec = replace(rec, provenance=records.provenance(cfg.device))
+    write_record(path, rec)
+    log.info("bench %s: %.1f img/s at batch %d on %s", name, rec.samples_per_sec, rec.batch_size, cfg.device)
+
+
+# ---------------------------------------------------------------------------- eval jobs
+
+class _ModelSlot:
+    """The checkpoint's model, built on first use and shared by its datasets; a build error sticks."""
+
+    def __init__(self, name: str, cfg: RunConfig):
+        self.name, self.cfg = name, cfg
+        self.resolved = None
+        self.weights_reason: str | None = None
+        self.model = None
+        self.error: str | None = None
+        self._resolved_once = False
+
+    def resolve(self) -> str | None:
+        """Find the weights once; the not-run reason when there are none."""
+        from vitbench.weights import WeightsNotFoundError, resolve_weights
+
+        if not self._resolved_once:
+            self._resolved_once = True
+            try:
+                self.resolved = resolve_weights(self.name, weights_dir=self.cfg.weights_dir)
+            except WeightsNotFoundError as e:
+                self.weights_reason = str(e)
+        return self.weights_reason
+
+    def get(self):
+        if self.model is None and self.error is None:
+            try:
+                self.model = _build_model(self.name, self.resolved)
+            except Exception as e:  # noqa: BLE001 - recorded as failed for each of its jobs
+                log.debug("building %s failed", self.name, exc_info=True)
+                self.error = f"building the model / loading weights failed: {type(e).__name__}: {e}"
+        return self.model
+
+    def release(self) -> None:
+        self.model = None
+        if self.cfg.device_type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def _build_model(name: str, resolved):
+    """Architecture + data config from the registry, then the resolved weights, strictly."""
+    from vitbench.models import create_model
+    from vitbench.weights import load_weights
+
+    model = create_model(name)
+    load_weights(model, resolved.path)
+    model.weights_info = WeightsInfo(source=resolved.source, path=str(resolved.path), sha256=resolved.sha256())
+    return model.eval()
+
+
+def _open(job: Job, cfg: RunConfig):
+    """The job's dataset, checked (layout, class set) but with no transform yet: the model's data
+    config sets it, and the model is built only for jobs that can run."""
+    from vitbench.data.datasets import open_dataset, resolve_override
+    # --data for this dataset, else for the images it reads (real, r-clean, a-clean read imagenet)
+    override = resolve_override(job.dataset, dict(cfg.data_overrides))
+    return open_dataset(job.dataset, data_root=cfg.data_root, override=override,
+                        limit=cfg.limit, skip_bad_images=cfg.skip_bad_images)
+
+
+def _run_job(job: Job, slot: _ModelSlot, cfg: RunConfig, summary: Summary) -> None:
+    from vitbench.data.datasets import DatasetLayoutError, DatasetNotFoundError
+    from vitbench.data.transforms import create_crop_transform
+
+    tag = f"{job.checkpoint} {job.dataset} {job.precision}"
+    weights_reason = slot.resolve()
+    try:
+        ds = _open(job, cfg)
+    except DatasetNotFoundError as e:
+        reasons = ([weights_reason] if weights_reason else []) + [str(e)]
+        group = "no weights and dataset not found" if weights_reason else f"dataset {job.dataset!r} not found"
+        return _not_run(job, cfg, summary, group, "\n".join(reasons))
+    except DatasetLayoutError as e:
+        return _failed(job, cfg, summary, f"dataset layout: {e}")
+    if weights_reason:
+        return _not_run(job, cfg, summary, "no weights found", weights_reason)
+    model = slot.get()
+    if model is None:
+        return _failed(job, cfg, summary, slot.error)
+    data_config = model.data_config
+    ds.transform = create_crop_transform(data_config)
+    log.info("eval %s: %d images", tag, len(ds))
+    try:
+        rec = _evaluate_job(job, model, ds, data_config, cfg)
+    except Exception as e:  # noqa: BLE001 - bad image, OOM, a model bug: this job fails, the run goes on
+        log.debug("eval %s failed", tag, exc_info=True)
+        hint = ""
+        if type(e).__name__ == "BadImageError":
+            hint = " (rerun with --skip-bad-images to skip and record unreadable images)"
+        elif "out of memory" in str(e).lower():
+            hint = f" (lower --batch-size, now {cfg.eval_batch_size})"
+        return _failed(job, cfg, summary, f"{type(e).__name__}: {e}{hint}", tb=traceback.format_exc())
+    write_record(job.record, rec)
+    summary.done.append(tag)
+    log.info("done %s: top1 %.3f top5 %.3f (%d images, %.1f img/s)", tag, rec.top1 or float("nan"),
+             rec.top5 or float("nan"), rec.n_images, rec.images_per_sec or 0.0)
+
+
+def _evaluate_job(job: Job, model, ds, data_config, cfg: RunConfig) -> EvalRecord:
+    from vitbench.evaluate import EvalSpec, build_loader, evaluate, write_predictions
+
+    loader = build_loader(ds, cfg.eval_batch_size, cfg.workers, cfg.device)
+    spec = EvalSpec.for_dataset(ds, data_config)
+    result = evaluate(model, loader, spec, device=cfg.device, precision=cfg.precision,
+                      desc=f"{job.dataset} {job.checkpoint}")
+    pred_path = job.record.with_suffix(".parquet")
+    write_predictions(pred_path, result, files=getattr(ds, "files", None), label_sets=spec.label_sets)
+    n_expected = getattr(ds, "n_expected", None)
+    complete = bool(getattr(ds, "complete", True)) and not result.skipped_files and (
+        n_expected is None or result.n == n_expected)
+    return _base_record(
+        job, cfg, status="ok",
+        data_config=data_config.to_dict(),
+        weights=getattr(model, "weights_info", None),
+        dataset_root=str(getattr(ds, "root", "")) or None,
+        n_images=result.n, n_expected=n_expected, n_scored=result.n_scored, complete=complete,
+        skipped_files=list(result.skipped_files),
+        top1=_pct(result.top1), top5=_pct(result.top5),
+        top1_ci=tuple(_pct(x) for x in result.top1_ci), top5_ci=tuple(_pct(x) for x in result.top5_ci),
+        predictions_file=pred_path.name,
+        wall_time_s=round(result.wall_time_s, 3), images_per_sec=round(result.images_per_sec, 2),
+    )
+
+
+def _not_run(job: Job, cfg: RunConfig, summary: Summary, group: str, reason: str) -> None:
+    _write_unless_ok(job, _base_record(job, cfg, status="not_run", reason=reason))
+    summary.not_run.append((f"{job.checkpoint} {job.dataset}", group, reason))
+    log.info("not run %s %s: %s", job.checkpoint, job.dataset, group)
+
+
+def _failed(job: Job, cfg: RunConfig, summary: Summary, error: str, tb: str | None = None) -> None:
+    _write_unless_ok(job, _base_record(job, cfg, status="failed", reason=error))
+    summary.failed.append((f"{job.checkpoint} {job.dataset} {job.precision}", error))
+    log.error("failed %s %s: %s", job.checkpoint, job.dataset, error)
+    if tb:
+        log.debug(tb)
+
+
+def _run_checkpoint(name: str, jobs: list[Job], cfg: RunConfig, summary: Summary) -> None:
+    _stats(name, cfg, summary)
+    if cfg.bench:
+        _bench(name, cfg, summary)
+    slot = _ModelSlot(name, cfg)
+    try:
+        for job in jobs:
+            if not cfg.force and _satisfies(_read_existing(job.record), cfg):
+                summary.skipped.append(f"{job.checkpoint} {job.dataset}")
+                continue
+            _run_job(job, slot, cfg, summary)
+    finally:
+        slot.release()
+
+
+# ---------------------------------------------------------------------------- outputs and entry point
+
+def _write_outputs(cfg: RunConfig, summary: Summary) -> None:
+    from vitbench import results
+
+    steps = [("results CSVs", lambda: results.write_results_csvs(cfg.results_dir)),
+             ("benchmark CSVs", lambda: results.write_benchmark_csvs(cfg.results_dir))]
+    if cfg.report:
+        from vitbench import report
+
+        steps.append(("reports", lambda: report.render_reports(cfg.results_dir, cfg.reports_dir)))
+    for what, step in steps:
+        try:
+            written = step()
+        except Exception as e:  # noqa: BLE001 - the records are safe; say what did not render
+            log.debug("%s failed", what, exc_info=True)
+            summary.failed.append((what, f"{type(e).__name__}: {e}"))
+            continue
+        summary.extra.append(f"{what}: {len(written)} file(s)")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """`kill` stops the run like Ctrl-C: the job in flight is dropped, temp files are cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def run(cfg: RunConfig) -> int:
+    """The main job; returns the exit status (0 ok, 1 a job failed, 2 a bad config)."""
+    try:
+        check_config(cfg)
+    except RunConfigError as e:
+        print(f"vitbench run: error: {e}", file=sys.stderr)
+        return 2
+    jobs = plan(cfg)
+    summary = Summary()
+    t0 = time.perf_counter()
+    log.info("%d checkpoint(s) x %d dataset(s) = %d job(s) on %s, %s; results in %s",
+             len(cfg.checkpoints), len(jobs) // max(len(cfg.checkpoints), 1), len(jobs),
+             cfg.device, cfg.precision, cfg.results_dir)
+    with _sigterm_as_interrupt():
+        for name in cfg.checkpoints:
+            _run_checkpoint(name, [j for j in jobs if j.checkpoint == name], cfg, summary)
+        _write_outputs(cfg, summary)
+    summary.extra.append(f"wall time {time.perf_counter() - t0:.1f} s; records under "
+                         f"{Path(cfg.results_dir) / 'records'}")
+    print(summary.render())
+    return summary.exit_status
