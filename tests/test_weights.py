@@ -205,6 +205,9 @@ def test_explicit_file_wins(tmp_path):
     assert resolve_weights(VIT, weights=mine, weights_dir=tmp_path) == ResolvedWeights(mine, "file")
     with pytest.raises(WeightsNotFoundError, match="nope.safetensors does not exist"):
         resolve_weights(VIT, weights=tmp_path / "nope.safetensors", weights_dir=tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WeightsNotFoundError, match="empty: not a transformers folder, it lacks config.json, model"):
+        resolve_weights(VIT, weights=tmp_path / "empty")
 
 
 def test_hf_cache_offline(tmp_path, hf_env, vit_sd):

@@ -137,10 +137,12 @@ def _explicit(weights: Path) -> ResolvedWeights:
     if weights.is_file() or is_transformers_folder(weights):
         return ResolvedWeights(weights, "file")
     if weights.is_dir():
-        weight_file(weights)   # raises, naming what the folder lacks
+        has = [f for f in HUB_WEIGHT_FILES if (weights / f).is_file()]
+        lacks = ", ".join(["config.json"] * (not (weights / "config.json").is_file())
+                          + [" or ".join(HUB_WEIGHT_FILES)] * (not has))
         raise WeightsNotFoundError(
-            f"{weights}: a folder with weights but no config.json; a transformers folder needs both. "
-            f"Point `weights` at the weight file itself instead.")
+            f"{weights}: not a transformers folder, it lacks {lacks} (given explicitly as `weights`). "
+            f"Point `weights` at a weight file, or at a folder holding config.json and model.safetensors.")
     raise WeightsNotFoundError(f"Weights file {weights} does not exist (given explicitly as `weights`).")
 
 
