@@ -215,3 +215,39 @@ def test_templates_dir_override_is_used(tmp_path):
     (tmp_path / "t" / "comparison.md.j2").write_text("custom {{ cmp.counts.ok }}\n", encoding="utf-8")
     render_reports(RECORDS, tmp_path / "out", templates_dir=tmp_path / "t")
     assert (tmp_path / "out" / "comparison.md").read_text() == "custom 19\n"
+
+
+# ---------------------------------------------------------------------------- paired test
+
+def test_mcnemar():
+    from vitbench.report import mcnemar
+
+    assert mcnemar([True, False], [True, False]) == (0, 0, 1.0)
+    b, c, p = mcnemar([True] * 10 + [False] * 0, [False] * 10)       # exact: 2 * 0.5**10
+    assert (b, c) == (10, 0) and p == pytest.approx(2 / 1024)
+    b, c, p = mcnemar([True] * 60 + [False] * 40, [False] * 60 + [True] * 40)
+    assert (b, c) == (60, 40) and p == pytest.approx(0.0577, abs=1e-3)   # chi2 = 19^2/100 = 3.61
+
+
+def test_paired_section_from_predictions(tmp_path):
+    import pandas as pd
+
+    from vitbench.records import read_record, write_record
+
+    shutil.copytree(RECORDS / "records", tmp_path / "records")
+    names = {"vit_betwixt_patch16_rope_reg4_gap_256.sbb_in1k": 0.8, "vit_base_patch16_rope_reg1_gap_256.sbb_in1k": 0.5}
+    for name, frac in names.items():
+        rec_path = tmp_path / "records" / "imagenet" / f"{name}__fp32.json"
+        rec = read_record(rec_path)
+        rec.predictions_file = f"{name}__fp32.parquet"
+        write_record(rec_path, rec)
+        right = int(100 * frac)
+        pd.DataFrame({"index": range(100), "target": [1] * 100,
+                      "top5_idx": [[1, 2, 3, 4, 5]] * right + [[2, 1, 3, 4, 5]] * (100 - right)}
+                     ).to_parquet(rec_path.with_suffix(".parquet"))
+    out = tmp_path / "out"
+    render_reports(tmp_path, out)
+    text = (out / "comparison.md").read_text()
+    assert "## Paired tests (ImageNet-1k val)" in text
+    assert ("| vit_betwixt_patch16_rope_reg4_gap_256.sbb_in1k (fp32) | vit_base_patch16_rope_reg1_gap_256.sbb_in1k (fp32)"
+            " | 100 | 30 | 0 |") in text

@@ -76,6 +76,10 @@ def fmt_signed(x, nd: int, missing: str = "") -> str:
     return f"{float(x):+.{nd}f}"
 
 
+def ci_text(lo, hi) -> str:
+    return "" if lo is None or hi is None or math.isnan(lo) or math.isnan(hi) else f"{lo:.2f} – {hi:.2f}"
+
+
 def cell(value) -> str:
     """A markdown table cell: one line, pipes escaped."""
     return str(value).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
@@ -233,7 +237,7 @@ def evaluation_view(cfg: CheckpointCfg, recs: Records) -> dict:
         records = recs.evals_of(cfg.name, ds)
         for r in records:
             if r.status == "ok":
-                ci = f"{r.top1_ci[0]:.2f} – {r.top1_ci[1]:.2f}" if r.top1_ci else ""
+                ci = ci_text(*r.top1_ci) if r.top1_ci else ""
                 n = r.n_scored if r.n_scored is not None else r.n_images
                 delta = fmt_signed(r.top1 - pub, 3) if pub is not None else ""
                 complete = "yes" if r.complete else f"no ({n:,} of {r.n_expected:,})" if r.n_expected else "no"
@@ -321,7 +325,8 @@ def leaderboard_view(results_dir: Path, dataset: str) -> dict | None:
         if diffs:
             rank = "" if r.rank_diff is None or str(r.rank_diff) == "<NA>" else f"{int(r.rank_diff):+d}" if int(r.rank_diff) else "0"
             row += [fmt_signed(r.top1_diff, 3), fmt_signed(r.top5_diff, 3), rank]
-        row += [r.precision, f"{int(r.n):,}", f"{r.top1_ci_low:.2f} – {r.top1_ci_high:.2f}"]
+        n = "" if r.n is None or (isinstance(r.n, float) and math.isnan(r.n)) else f"{int(r.n):,}"
+        row += [r.precision, n, ci_text(r.top1_ci_low, r.top1_ci_high)]
         rows.append(row)
     base = f" (diffs against {DATASET_TITLES[BASELINE[dataset]]})" if diffs else ""
     return {"title": DATASET_TITLES[dataset] + base, "table": table(header, rows)}
@@ -380,15 +385,17 @@ def published_check_view(recs: Records) -> dict | None:
         if pub is None:
             continue
         lo, hi = r.top1_ci if r.top1_ci else (math.nan, math.nan)
-        outside = not (lo <= pub <= hi)
+        if math.isnan(lo):
+            flag = "no interval recorded"
+        else:
+            flag = "**outside 95% CI**" if not (lo <= pub <= hi) else "within"
         rows.append([r.checkpoint, SHORT.get(r.dataset, r.dataset), r.precision, fmt(r.top1, 3),
-                     f"{lo:.2f} – {hi:.2f}", fmt(pub, 3), fmt_signed(r.top1 - pub, 3),
-                     "**outside 95% CI**" if outside else "within"])
+                     ci_text(lo, hi), fmt(pub, 3), fmt_signed(r.top1 - pub, 3), flag])
     if not rows:
         return None
     return {"table": table(["model", "dataset", "precision", "measured top1", "95% CI", "timm published top1",
                             "Δ", "published in CI?"], rows),
-            "n_outside": sum(r[-1] != "within" for r in rows)}
+            "n_outside": sum(r[-1] == "**outside 95% CI**" for r in rows)}
 
 
 def unmeasured_view(recs: Records) -> dict | None:
@@ -406,6 +413,52 @@ def published_table_view() -> dict:
             continue
         rows.append([name] + [fmt(v, 3, missing="") for v in vals])
     return table(["model"] + [SHORT[d] + " top1" for d in sets], rows)
+
+
+def mcnemar(correct_a, correct_b) -> tuple[int, int, float]:
+    """Paired McNemar test on two aligned boolean sequences: (b, c, two-sided p), where b = only A right,
+    c = only B right. Exact binomial for b + c < 50, else chi-square with continuity correction (1 dof)."""
+    b = sum(1 for x, y in zip(correct_a, correct_b) if x and not y)
+    c = sum(1 for x, y in zip(correct_a, correct_b) if y and not x)
+    n = b + c
+    if n == 0:
+        return b, c, 1.0
+    if n < 50:
+        k = min(b, c)
+        p = 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+        return b, c, min(1.0, p)
+    chi2 = (abs(b - c) - 1) ** 2 / n
+    return b, c, math.erfc(math.sqrt(chi2 / 2))
+
+
+def _correct_by_index(results_dir: Path, rec: EvalRecord) -> dict[int, bool] | None:
+    """index -> top-1 correct, from a record's predictions parquet (None when it is not there)."""
+    path = Path(results_dir) / "records" / rec.dataset / (rec.predictions_file or "")
+    if not rec.predictions_file or not path.is_file():
+        return None
+    import pandas as pd
+
+    df = pd.read_parquet(path, columns=["index", "target", "top5_idx"])
+    return {int(i): int(t5[0]) == int(t) for i, t, t5 in zip(df["index"], df["target"], df["top5_idx"])}
+
+
+def paired_view(results_dir: Path, recs: Records, dataset: str = "imagenet") -> dict | None:
+    """McNemar tests between checkpoints adjacent on the leaderboard, from the per-sample predictions."""
+    ranked = sorted((r for r in recs.evals if r.status == "ok" and r.dataset == dataset),
+                    key=lambda r: (-r.top1, r.checkpoint, r.precision))
+    loaded = [(r, c) for r in ranked if (c := _correct_by_index(results_dir, r)) is not None]
+    rows = []
+    for (ra, ca), (rb, cb) in zip(loaded, loaded[1:]):
+        common = sorted(set(ca) & set(cb))
+        if not common:
+            continue
+        b, c, p = mcnemar([ca[i] for i in common], [cb[i] for i in common])
+        rows.append([f"{ra.checkpoint} ({ra.precision})", f"{rb.checkpoint} ({rb.precision})", f"{len(common):,}",
+                     str(b), str(c), f"{p:.3g}", "yes" if p < 0.05 else "no"])
+    if not rows:
+        return None
+    return {"title": DATASET_TITLES[dataset], "table": table(
+        ["model A", "model B", "paired images", "only A right", "only B right", "McNemar p", "differ at 5%?"], rows)}
 
 
 # ---------------------------------------------------------------------------- plots
@@ -464,6 +517,7 @@ def comparison_view_model(results_dir: Path, recs: Records, plot_list: list[dict
         "robustness": robustness_view(recs),
         "speed": speed_view(recs),
         "published_check": published_check_view(recs),
+        "paired": paired_view(results_dir, recs),
         "unmeasured": unmeasured_view(recs),
         "plots": plot_list,
         "plot_notes": plot_notes,
