@@ -1,0 +1,164 @@
+"""The hybrid ViT: the plain VisionTransformer given a ResNetV2 (BiT) feature map as its patch embed.
+
+Paper: https://arxiv.org/abs/2010.11929 (R50+ViT-B/16). Composition, not a subclass: the model is a
+`VisionTransformer` whose `patch_embed` is a `HybridEmbed` (backbone -> 1x1 conv projection -> tokens).
+
+Two weight layouts load into it, both through the one `checkpoint_filter_fn` of this family:
+- timm's (`patch_embed.backbone.stages.0.blocks.0.conv1.weight`, `blocks.0.attn.qkv.weight`, ...);
+- transformers' ViTHybrid (`vit.embeddings.patch_embeddings.backbone.bit.encoder.stages.0.layers.0...`,
+  separate query/key/value, `classifier.*`), e.g. google/vit-hybrid-base-bit-384, whose config.json
+  `hf_config_to_kwargs` turns into this model's arguments (note its layer_norm_eps of 1e-12).
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn as nn
+
+from vitbench.models._registry import register_model
+from vitbench.models.resnetv2 import ResNetV2
+from vitbench.models.vision_transformer import VisionTransformer
+from vitbench.models.vision_transformer import checkpoint_filter_fn as vit_checkpoint_filter_fn
+
+__all__ = ["HybridEmbed", "checkpoint_filter_fn", "hf_config_to_kwargs", "build_vit_hybrid"]
+
+
+class HybridEmbed(nn.Module):
+    """CNN feature map -> tokens: backbone, then a `patch_size` conv to embed_dim, flattened to (B, N, C)."""
+
+    def __init__(self, backbone: ResNetV2, img_size: int, patch_size: int = 1, embed_dim: int = 768):
+        super().__init__()
+        self.backbone = backbone
+        feat = backbone.feature_size(img_size)
+        assert feat % patch_size == 0, f"feature map {feat} not divisible by patch_size {patch_size}"
+        self.img_size = (img_size, img_size)
+        self.patch_size = (patch_size, patch_size)
+        self.grid_size = (feat // patch_size, feat // patch_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.proj = nn.Conv2d(backbone.num_features, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj(self.backbone(x))            # (B, C, H', W')
+        return x.flatten(2).transpose(1, 2)        # (B, N, C)
+
+
+# ------------------------------------------------------------------------------- checkpoint filter
+
+_HF_BACKBONE = "vit.embeddings.patch_embeddings.backbone.bit."
+
+# transformers key (after the backbone / layer prefixes are peeled) -> timm key, by regex.
+_HF_RULES: list[tuple[str, str]] = [
+    (r"^vit\.embeddings\.cls_token$", "cls_token"),
+    (r"^vit\.embeddings\.position_embeddings$", "pos_embed"),
+    (r"^vit\.embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
+    (r"^" + re.escape(_HF_BACKBONE) + r"embedder\.convolution\.", "patch_embed.backbone.stem.conv."),
+    (r"^" + re.escape(_HF_BACKBONE) + r"embedder\.norm\.", "patch_embed.backbone.stem.norm."),
+    (r"^" + re.escape(_HF_BACKBONE) + r"encoder\.stages\.(\d+)\.layers\.(\d+)\.",
+     r"patch_embed.backbone.stages.\1.blocks.\2."),
+    (r"^vit\.encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"blocks.\1.attn.proj."),
+    (r"^vit\.encoder\.layer\.(\d+)\.intermediate\.dense\.", r"blocks.\1.mlp.fc1."),
+    (r"^vit\.encoder\.layer\.(\d+)\.output\.dense\.", r"blocks.\1.mlp.fc2."),
+    (r"^vit\.encoder\.layer\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
+    (r"^vit\.encoder\.layer\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
+    (r"^vit\.layernorm\.", "norm."),
+    (r"^classifier\.", "head."),
+]
+_HF_QKV = re.compile(r"^vit\.encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)$")
+
+
+def is_transformers_state_dict(state_dict: dict) -> bool:
+    return any(k.startswith(("vit.", "classifier.")) for k in state_dict)
+
+
+def _from_transformers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """transformers ViTHybrid keys -> timm keys; query/key/value are concatenated into the fused qkv."""
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    unknown = []
+    for k, v in state_dict.items():
+        m = _HF_QKV.match(k)
+        if m:
+            qkv.setdefault((m[1], m[3]), {})[m[2]] = v
+            continue
+        for pattern, repl in _HF_RULES:
+            new, n = re.subn(pattern, repl, k)
+            if n:
+                out[new] = v
+                break
+        else:
+            unknown.append(k)
+    if unknown:
+        raise KeyError(f"transformers ViTHybrid checkpoint has keys with no native counterpart: {unknown[:5]}"
+                       f"{' ...' if len(unknown) > 5 else ''}")
+    for (layer, kind), parts in qkv.items():
+        if set(parts) != {"query", "key", "value"}:
+            raise KeyError(f"layer {layer}: attention {kind} lacks {sorted({'query', 'key', 'value'} - set(parts))}")
+        out[f"blocks.{layer}.attn.qkv.{kind}"] = torch.cat([parts["query"], parts["key"], parts["value"]], dim=0)
+    return out
+
+
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VisionTransformer) -> dict[str, torch.Tensor]:
+    """A timm or transformers (ViTHybrid) state dict made loadable into the hybrid `model`."""
+    for wrapper in ("model", "state_dict"):
+        if isinstance(state_dict.get(wrapper), dict):
+            state_dict = state_dict[wrapper]
+    if is_transformers_state_dict(state_dict):
+        state_dict = _from_transformers(state_dict)
+    return vit_checkpoint_filter_fn(state_dict, model)
+
+
+# ---------------------------------------------------------------------------- transformers config
+
+def hf_config_to_kwargs(config: dict) -> dict:
+    """`build_vit_hybrid` kwargs from a transformers ViTHybrid config.json (as a dict)."""
+    if config.get("model_type") not in (None, "vit-hybrid"):
+        raise ValueError(f"not a ViTHybrid config: model_type {config.get('model_type')!r}")
+    backbone = config.get("backbone_config") or {}
+    checks = {
+        "hidden_act": (config.get("hidden_act", "gelu"), "gelu"),
+        "backbone_config.layer_type": (backbone.get("layer_type", "bottleneck"), "bottleneck"),
+        "backbone_config.global_padding": (str(backbone.get("global_padding", "SAME")).upper(), "SAME"),
+        "backbone_config.width_factor": (backbone.get("width_factor", 1), 1),
+    }
+    bad = {k: got for k, (got, want) in checks.items() if got != want}
+    if bad:
+        raise ValueError(f"unsupported ViTHybrid config values: {bad}")
+    hidden = config["hidden_size"]
+    num_labels = config.get("num_labels") or len(config.get("id2label") or {}) or 1000
+    return dict(
+        img_size=int(config["image_size"]),
+        patch_size=int(config.get("patch_size", 1)),
+        embed_dim=hidden,
+        depth=config["num_hidden_layers"],
+        num_heads=config["num_attention_heads"],
+        mlp_ratio=config["intermediate_size"] / hidden,
+        qkv_bias=bool(config.get("qkv_bias", True)),
+        norm_eps=float(config.get("layer_norm_eps", 1e-12)),
+        backbone_layers=tuple(backbone.get("depths", (3, 4, 9))),
+        backbone_channels=tuple(backbone.get("hidden_sizes", (256, 512, 1024, 2048))),
+        backbone_stem_chs=backbone.get("embedding_size", 64),
+        num_classes=num_labels,
+    )
+
+
+# ----------------------------------------------------------------------------------------- builder
+
+def build_vit_hybrid(num_classes: int = 1000, img_size: int = 384, patch_size: int = 1,
+                     embed_dim: int = 768, backbone_layers=(3, 4, 9),
+                     backbone_channels=(256, 512, 1024, 2048), backbone_stem_chs: int = 64,
+                     **vit_kwargs) -> VisionTransformer:
+    """A VisionTransformer over a ResNetV2 feature map; `vit_kwargs` go to VisionTransformer."""
+    backbone = ResNetV2(layers=backbone_layers, channels=backbone_channels, stem_chs=backbone_stem_chs)
+    embed = HybridEmbed(backbone, img_size=img_size, patch_size=patch_size, embed_dim=embed_dim)
+    model = VisionTransformer(img_size=img_size, num_classes=num_classes, embed_dim=embed_dim,
+                              patch_embed=embed, **vit_kwargs)
+    model.checkpoint_filter_fn = checkpoint_filter_fn    # this family's filter (timm or transformers keys)
+    return model
+
+
+@register_model
+def vit_base_r50_s16_384(num_classes: int = 1000, **kwargs) -> VisionTransformer:
+    """R50+ViT-B/16 at 384: three BiT stages (3, 4, 9) to a stride-16 map, then ViT-B."""
+    args = dict(img_size=384, backbone_layers=(3, 4, 9), embed_dim=768, depth=12, num_heads=12)
+    return build_vit_hybrid(num_classes, **{**args, **kwargs})
