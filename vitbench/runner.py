@@ -132,7 +132,8 @@ def check_config(cfg: RunConfig) -> None:
 class Summary:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    not_run: list[tuple[str, str, str]] = field(default_factory=list)   # (job, group, reason)
+    # (job, [(group, reason), ...]): a job can lack both weights and data
+    not_run: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)         # (what, error)
     extra: list[str] = field(default_factory=list)                      # stats/bench/CSV lines
 
@@ -142,10 +143,13 @@ class Summary:
         lines += [f"  {x}" for x in self.extra]
         if self.not_run:
             lines.append("not run (no data or weights on this machine; not a failure, exit status stays 0):")
-            for group, items in groupby(sorted(self.not_run, key=lambda t: t[1]), key=lambda t: t[1]):
-                items = list(items)
-                lines.append(f"  {group}: {len(items)} job(s)")
-                lines += [f"    {ln}" for ln in items[0][2].splitlines()]
+            groups: dict[str, list[tuple[str, str]]] = {}
+            for job, reasons in self.not_run:
+                for group, reason in reasons:
+                    groups.setdefault(group, []).append((job, reason))
+            for group, items in groups.items():
+                lines.append(f"  {group}: {len(items)} job(s), e.g. {items[0][0]}")
+                lines += [f"    {ln}" for ln in items[0][1].splitlines()]
             lines.append("  (each not-run record holds its full reason)")
         if self.failed:
             lines.append("failed:")
@@ -310,13 +314,12 @@ def _run_job(job: Job, slot: _ModelSlot, cfg: RunConfig, summary: Summary) -> No
     try:
         ds = _open(job, cfg)
     except DatasetNotFoundError as e:
-        reasons = ([weights_reason] if weights_reason else []) + [str(e)]
-        group = "no weights and dataset not found" if weights_reason else f"dataset {job.dataset!r} not found"
-        return _not_run(job, cfg, summary, group, "\n".join(reasons))
+        weights = [("no weights found", weights_reason)] if weights_reason else []
+        return _not_run(job, cfg, summary, weights + [(f"dataset {job.dataset!r} not found", str(e))])
     except DatasetLayoutError as e:
         return _failed(job, cfg, summary, f"dataset layout: {e}")
     if weights_reason:
-        return _not_run(job, cfg, summary, "no weights found", weights_reason)
+        return _not_run(job, cfg, summary, [("no weights found", weights_reason)])
     model = slot.get()
     if model is None:
         return _failed(job, cfg, summary, slot.error)
@@ -335,8 +338,8 @@ def _run_job(job: Job, slot: _ModelSlot, cfg: RunConfig, summary: Summary) -> No
         return _failed(job, cfg, summary, f"{type(e).__name__}: {e}{hint}", tb=traceback.format_exc())
     write_record(job.record, rec)
     summary.done.append(tag)
-    log.info("done %s: top1 %.3f top5 %.3f (%d images, %.1f img/s)", tag, rec.top1 or float("nan"),
-             rec.top5 or float("nan"), rec.n_images, rec.images_per_sec or 0.0)
+    log.info("done %s: top1 %s top5 %s (%d images scored of %d, %.1f img/s)", tag, rec.top1, rec.top5,
+             rec.n_scored, rec.n_images, rec.images_per_sec)
 
 
 def _evaluate_job(job: Job, model, ds, data_config, cfg: RunConfig) -> EvalRecord:
@@ -365,10 +368,12 @@ def _evaluate_job(job: Job, model, ds, data_config, cfg: RunConfig) -> EvalRecor
     )
 
 
-def _not_run(job: Job, cfg: RunConfig, summary: Summary, group: str, reason: str) -> None:
+def _not_run(job: Job, cfg: RunConfig, summary: Summary, reasons: list[tuple[str, str]]) -> None:
+    """reasons: (group, reason) pairs; the record's reason holds them all, each saying how to fix it."""
+    reason = "\n".join(r for _, r in reasons)
     _write_unless_ok(job, _base_record(job, cfg, status="not_run", reason=reason))
-    summary.not_run.append((f"{job.checkpoint} {job.dataset}", group, reason))
-    log.info("not run %s %s: %s", job.checkpoint, job.dataset, group)
+    summary.not_run.append((f"{job.checkpoint} {job.dataset}", reasons))
+    log.info("not run %s %s: %s", job.checkpoint, job.dataset, "; ".join(g for g, _ in reasons))
 
 
 def _failed(job: Job, cfg: RunConfig, summary: Summary, error: str, tb: str | None = None) -> None:
