@@ -1,0 +1,93 @@
+"""Golden parity of the rel-pos ViT and the RoPE ViTs with registers (timm's Eva) against timm 1.0.31.
+
+Keys, shapes and parameter count equal timm's state dict; with the golden weights on the golden input,
+logits and pre-logits match timm's within 1e-4 (fp32, CPU, eval).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import vitbench
+from golden_utils import golden_input, golden_state_dict, timm_manifest, timm_outputs
+
+RELPOS = ["vit_relpos_base_patch16_clsgap_224"]
+ROPE = [
+    "vit_betwixt_patch16_rope_reg4_gap_256",
+    "vit_mediumd_patch16_rope_reg1_gap_256",
+    "vit_base_patch16_rope_reg1_gap_256",
+    "vit_medium_patch16_rope_reg1_gap_256",
+]
+ARCHS = RELPOS + ROPE
+ATOL = 1e-4
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def golden_model(request):
+    """(arch, model with golden weights in eval mode, timm manifest)."""
+    arch = request.param
+    model = vitbench.create_model(arch).eval()
+    model.load_state_dict(golden_state_dict(model.state_dict()), strict=True)
+    return arch, model, timm_manifest(arch)
+
+
+def test_state_dict_matches_timm(golden_model):
+    _, model, manifest = golden_model
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(shape) for k, shape, _ in manifest["state_dict"]}
+    assert ours.keys() == theirs.keys(), f"missing {theirs.keys() - ours.keys()}, extra {ours.keys() - theirs.keys()}"
+    assert ours == theirs
+    assert sum(p.numel() for p in model.parameters()) == manifest["param_count"]
+
+
+@torch.no_grad()
+def test_golden_logits(golden_model):
+    arch, model, manifest = golden_model
+    x = golden_input(manifest["input_size"])
+    feats = model.forward_features(x)
+    pre_logits = model.forward_head(feats, pre_logits=True)
+    logits = model.forward_head(feats)
+    expected = timm_outputs(arch)
+    torch.testing.assert_close(pre_logits, expected["pre_logits"], atol=ATOL, rtol=0)
+    torch.testing.assert_close(logits, expected["logits"], atol=ATOL, rtol=0)
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def small_model(request):
+    """A 2-block, 128 px model of the same family and width (random weights): for the interface checks."""
+    return vitbench.create_model(request.param, depth=2, img_size=128).eval()
+
+
+@torch.no_grad()
+def test_intermediates_and_reset_classifier(small_model):
+    model = small_model
+    size, grid = model.img_size, model.img_size // model.patch_size
+    x = torch.randn(1, 3, size, size)
+
+    feats = model.forward_intermediates(x, indices=2)
+    assert [tuple(f.shape) for f in feats] == [(1, model.embed_dim, grid, grid)] * 2
+    (last,) = model.forward_intermediates(x, indices=[-1])
+    torch.testing.assert_close(last, feats[1])
+    tokens = model.forward_features(x)
+    assert tokens.shape == (1, model.num_prefix_tokens + grid * grid, model.embed_dim)
+    torch.testing.assert_close(tokens[:, model.num_prefix_tokens:], last.flatten(2).transpose(1, 2))
+
+    pooled = model.forward_head(tokens, pre_logits=True)
+    assert pooled.shape == (1, model.num_features)
+    assert model(x).shape == (1, model.num_classes) and model.get_classifier() is model.head
+    model.reset_classifier(0)
+    assert model.num_classes == 0
+    torch.testing.assert_close(model(x), pooled)
+    model.reset_classifier(10)
+    assert model(x).shape == (1, 10)
+
+
+def test_derived_buffers_not_persistent(small_model):
+    model = small_model
+    persistent = model.state_dict().keys()
+    derived = [name for name, _ in model.named_buffers()]
+    assert derived, "rope tables / rel-pos indices should be buffers (they follow .to(device))"
+    assert not set(derived) & set(persistent)
+    # The family filter drops such buffers if a foreign state dict carries them.
+    extra = {**model.state_dict(), **{name: buf for name, buf in model.named_buffers()}}
+    assert model.checkpoint_filter_fn(extra, model).keys() == persistent
