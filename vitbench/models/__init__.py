@@ -39,8 +39,16 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
     weights: an explicit file or transformers folder (implies pretrained).
     num_classes: head size; defaults to the checkpoint's. Loading weights with a different head
         size is an error, never a silent partial load.
+
+    A transformers-format checkpoint (a folder with config.json, or a registered checkpoint whose
+    weights_format is 'transformers') is built from its own config.json, takes its data config from
+    preprocessor_config.json and its labels from config.json, then loads through the family's
+    checkpoint_filter_fn.
     """
     cfg = get_checkpoint(name) if is_registered(name) else None
+    resolved = _resolve_transformers(name, cfg, pretrained, weights, weights_dir)
+    if resolved is not None:
+        return _create_from_transformers(name, cfg, resolved, num_classes, **kwargs)
     arch = cfg.architecture if cfg else name
     builder = get_builder(arch)
     if num_classes is None:
@@ -52,6 +60,60 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
         from vitbench.weights import load_pretrained
 
         load_pretrained(model, name, weights=weights, weights_dir=weights_dir)
+    return model
+
+
+# transformers `model_type` -> (architecture built from its config.json, kwargs from that config)
+_TRANSFORMERS_ARCHS = {"vit-hybrid": "vit_base_r50_s16_384"}
+
+
+def _resolve_transformers(name, cfg, pretrained, weights, weights_dir):
+    """The ResolvedWeights of a transformers-format folder for this request, else None."""
+    if weights is not None and (Path(weights).expanduser() / "config.json").is_file():
+        from vitbench.weights import resolve_weights
+
+        return resolve_weights(name, weights=weights)
+    if cfg is not None and cfg.weights_format == "transformers" and (pretrained or weights is not None):
+        from vitbench.weights import resolve_weights
+
+        resolved = resolve_weights(name, weights=weights, weights_dir=weights_dir)
+        if (Path(resolved.path) / "config.json").is_file():
+            return resolved
+        raise ValueError(f"{name!r} is a transformers-format checkpoint but {resolved.path} is not a folder "
+                         f"with config.json (found via {resolved.source})")
+    return None
+
+
+def _create_from_transformers(name, cfg, resolved, num_classes, **kwargs) -> nn.Module:
+    import json
+
+    from vitbench.records import WeightsInfo
+    from vitbench.weights import load_weights
+
+    folder = Path(resolved.path)
+    hf_config = json.loads((folder / "config.json").read_text())
+    model_type = hf_config.get("model_type")
+    if model_type not in _TRANSFORMERS_ARCHS:
+        raise ValueError(f"{folder}/config.json: transformers model_type {model_type!r} is not supported "
+                         f"(supported: {', '.join(_TRANSFORMERS_ARCHS)})")
+    from vitbench.models.vision_transformer_hybrid import hf_config_to_kwargs
+
+    model_kwargs = {**hf_config_to_kwargs(hf_config), **kwargs}
+    if num_classes is not None:
+        model_kwargs["num_classes"] = num_classes
+    arch = cfg.architecture if cfg else _TRANSFORMERS_ARCHS[model_type]
+    model = get_builder(arch)(**model_kwargs)
+    model.checkpoint_cfg = cfg
+    preprocessor = folder / "preprocessor_config.json"
+    if preprocessor.is_file():
+        model.data_config = DataConfig.from_preprocessor_config(preprocessor)
+    else:
+        model.data_config = DataConfig.from_checkpoint(cfg) if cfg else _default_data_config(model)
+    id2label = hf_config.get("id2label")
+    if id2label:
+        model.id2label = {int(k): v for k, v in id2label.items()}
+    load_weights(model, folder)
+    model.weights_info = WeightsInfo(source=resolved.source, path=str(folder), sha256=resolved.sha256())
     return model
 
 
