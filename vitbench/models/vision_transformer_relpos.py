@@ -170,6 +170,9 @@ class VisionTransformerRelPos(nn.Module):
         self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.img_size, self.img_size):
+            # The rel-pos index is built for the model's patch grid (timm: fixed_input_size).
+            raise ValueError(f"input is {tuple(x.shape[-2:])}, this model takes {self.img_size}x{self.img_size}")
         x = self.patch_embed(x)                                   # (B, N, C)
         if self.cls_token is not None:
             x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
