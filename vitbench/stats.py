@@ -281,7 +281,8 @@ def _row(rec) -> dict:
 
 def _table(rows: list[dict]) -> str:
     header = ("model", "img_size", "params (M)", "GMACs", "GMACs no attn", "MActs")
-    cells = [header] + [tuple(str(r[c]) for c in _COLUMNS) for r in rows]
+    fmt = {"param_count": "{:.2f}", "gmacs": "{:.2f}", "gmacs_no_attn": "{:.2f}", "macts": "{:.2f}"}
+    cells = [header] + [tuple(fmt.get(c, "{}").format(r[c]) for c in _COLUMNS) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
     lines = []
     for n, c in enumerate(cells):
