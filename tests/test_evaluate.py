@@ -193,7 +193,7 @@ def test_evaluate_keeps_skipped_files():
     assert r.skipped_files == ("bad.JPEG",) and r.n == 2
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16", "amp_bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "amp_bf16", "amp_fp16"])
 def test_precisions_on_cpu(precision):
     classes = [0, 7, 14, 21, 28, 35]
     r = evaluate(ColourModel(classes=range(40)), make_loader(classes), SPEC, precision=precision)
@@ -256,3 +256,26 @@ def test_eval_result_is_frozen():
     assert isinstance(r, EvalResult) and isinstance(r.predictions, Predictions)
     with pytest.raises(Exception):
         r.top1 = 0.0
+
+
+# ---------------------------------------------------------------------------- loader and shards
+
+def test_shards_cover_the_dataset_exactly_once():
+    from vitbench.evaluate import ShardSampler
+
+    shards = [list(ShardSampler(10, r, 3)) for r in range(3)]
+    assert sorted(sum(shards, [])) == list(range(10)) and [len(s) for s in shards] == [4, 3, 3]
+    with pytest.raises(ValueError):
+        ShardSampler(10, 3, 3)
+
+
+def test_build_loader_batches_in_collate_eval_form():
+    from vitbench.evaluate import build_loader
+
+    items = [(solid_batch([c])[0], c, i) for i, c in enumerate([4, 5, 6, 7, 8])]
+    loader = build_loader(items, batch_size=2, workers=0, device="cpu", shard=(1, 2))
+    batches = list(loader)
+    assert not loader.pin_memory
+    assert [b[2].tolist() for b in batches] == [[1, 3]]
+    r = evaluate(ColourModel(classes=range(10)), build_loader(items, batch_size=2), SPEC)
+    assert r.top1 == 100.0 and r.predictions.index.tolist() == [0, 1, 2, 3, 4]

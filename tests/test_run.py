@@ -405,3 +405,19 @@ def test_default_batch_size():
 
     assert replace(cfg, device="cuda:1").eval_batch_size == 256
     assert replace(cfg, batch_size=8).eval_batch_size == 8
+
+
+def test_sigterm_stops_the_run_like_ctrl_c():
+    import os
+    import signal
+
+    from vitbench.runner import _sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with _sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+            import time
+
+            time.sleep(5)     # the handler fires before this ends
+    assert signal.getsignal(signal.SIGTERM) == before

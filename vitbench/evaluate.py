@@ -7,7 +7,7 @@
 
 Images arrive as uint8 [B,3,H,W] (cropped, not normalized) and are normalized on the device, so the
 loader moves a quarter of the bytes. Top-1/top-5 come from torchmetrics accumulators, which sync across
-processes in a data-parallel run (`DistributedSampler` in `build_loader`); ReaL is scored from the
+processes in a data-parallel run (`build_loader(..., shard=(rank, world))`); ReaL is scored from the
 per-sample top-5, which every job keeps (and writes as parquet) so that ReaL, intervals and
 model-vs-model tests can be recomputed without rerunning.
 """
@@ -95,19 +95,35 @@ class _RunOutputs:
 
 # ---------------------------------------------------------------------------- phase 1: loader
 
+class ShardSampler(torch.utils.data.Sampler):
+    """Items rank, rank + world, rank + 2*world, ... : one process's share of a data-parallel eval.
+
+    Unlike DistributedSampler it never pads with repeated items, so per-rank torchmetrics states
+    sum to exactly the dataset (shards differ in size by at most one; eval needs no lockstep)."""
+
+    def __init__(self, n: int, rank: int, world_size: int):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        self.n, self.rank, self.world_size = n, rank, world_size
+
+    def __iter__(self):
+        return iter(range(self.rank, self.n, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world_size))
+
+
 def build_loader(dataset, batch_size: int, workers: int = 0, device: str = "cpu",
-                 distributed: bool = False) -> torch.utils.data.DataLoader:
+                 shard: tuple[int, int] | None = None) -> torch.utils.data.DataLoader:
     """A deterministic eval loader over `dataset` yielding `collate_eval` batches.
 
-    distributed: shard across the initialized process group (each rank sees 1/world of the images;
-    DistributedSampler pads the last shard by repeating images, so de-duplicate predictions by
-    index after gathering them).
+    shard: (rank, world_size) to read one process's share (ShardSampler); None reads everything.
+    In a data-parallel run each rank evaluates its shard, the torchmetrics accumulators sync on
+    compute(), and the per-sample predictions are gathered and sorted by index.
     """
     from vitbench.data.datasets import collate_eval
 
-    sampler = None
-    if distributed:
-        sampler = torch.utils.data.distributed.DistributedSampler(dataset, shuffle=False, drop_last=False)
+    sampler = ShardSampler(len(dataset), *shard) if shard is not None else None
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
