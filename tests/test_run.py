@@ -306,16 +306,19 @@ def test_model_built_once_per_checkpoint(dummy, tmp_path):
 
 # ---------------------------------------------------------------------------- bad images
 
-def test_corrupt_image_fails_the_job_without_skip(dummy, tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_corrupt_image_fails_the_job_without_skip(dummy, tmp_path, capsys, workers):
     root = make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
     bad = root / imagenet_synsets()[3] / val_name(4)
     bad.write_bytes(b"not a jpeg at all")
     make_numbered(tmp_path / "data" / "imagenetv2-matched-frequency", [(1, 1)])
-    assert cli_run(tmp_path, "--datasets", "imagenet,v2") == 1
+    assert cli_run(tmp_path, "--datasets", "imagenet,v2", "--workers", workers) == 1
     r = rec(tmp_path, "imagenet")
     assert r.status == "failed" and str(bad) in r.reason and "--skip-bad-images" in r.reason
+    assert r.reason.startswith("BadImageError: cannot read image")   # also from a worker process
     assert rec(tmp_path, "v2").status == "ok"                      # the run went on
-    assert "failed: 1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "failed: 1" in out and str(bad) in out
 
 
 def test_corrupt_image_skipped_and_recorded(dummy, tmp_path):

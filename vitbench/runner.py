@@ -299,6 +299,7 @@ def _open(job: Job, cfg: RunConfig):
     """The job's dataset, checked (layout, class set) but with no transform yet: the model's data
     config sets it, and the model is built only for jobs that can run."""
     from vitbench.data.datasets import open_dataset, resolve_override
+
     # --data for this dataset, else for the images it reads (real, r-clean, a-clean read imagenet)
     override = resolve_override(job.dataset, dict(cfg.data_overrides))
     return open_dataset(job.dataset, data_root=cfg.data_root, override=override,
@@ -330,16 +331,23 @@ def _run_job(job: Job, slot: _ModelSlot, cfg: RunConfig, summary: Summary) -> No
         rec = _evaluate_job(job, model, ds, data_config, cfg)
     except Exception as e:  # noqa: BLE001 - bad image, OOM, a model bug: this job fails, the run goes on
         log.debug("eval %s failed", tag, exc_info=True)
-        hint = ""
-        if type(e).__name__ == "BadImageError":
-            hint = " (rerun with --skip-bad-images to skip and record unreadable images)"
-        elif "out of memory" in str(e).lower():
-            hint = f" (lower --batch-size, now {cfg.eval_batch_size})"
-        return _failed(job, cfg, summary, f"{type(e).__name__}: {e}{hint}", tb=traceback.format_exc())
+        return _failed(job, cfg, summary, _error_text(e, cfg), tb=traceback.format_exc())
     write_record(job.record, rec)
     summary.done.append(tag)
     log.info("done %s: top1 %s top5 %s (%d images scored of %d, %.1f img/s)", tag, rec.top1, rec.top5,
              rec.n_scored, rec.n_images, rec.images_per_sec)
+
+
+def _error_text(e: BaseException, cfg: RunConfig) -> str:
+    """One readable line for a failed job. An error raised in a DataLoader worker arrives as
+    "Caught X in DataLoader worker process N. Original Traceback ..."; its last line is the error."""
+    text = f"{type(e).__name__}: {e}"
+    if "DataLoader worker" in text and "Original Traceback" in text:
+        text = [ln for ln in str(e).splitlines() if ln.strip()][-1].strip()
+        text = text.replace("vitbench.data.datasets.", "")
+    if "out of memory" in text.lower():
+        text += f" (lower --batch-size, now {cfg.eval_batch_size})"
+    return text
 
 
 def _evaluate_job(job: Job, model, ds, data_config, cfg: RunConfig) -> EvalRecord:
