@@ -176,7 +176,8 @@ def time_model(model: torch.nn.Module, batch_size: int, img_size: int, device: t
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     rss0 = _rss_mb()
-    with torch.inference_mode(), _autocast(device, precision):
+    on_device = torch.cuda.device(device) if cuda else contextlib.nullcontext()   # events on its stream
+    with on_device, torch.inference_mode(), _autocast(device, precision):
         for _ in range(s.warmup_steps):
             model(x)
         rates, steps = [], []
