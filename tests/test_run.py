@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from test_evaluate import DUMMY_CONFIG, ColourModel, class_colour
+from test_evaluate import ColourModel, class_colour
 from vitbench import cli, records
 from vitbench.catalog import imagenet_synsets, real_labels, subset_indices, subset_synsets
 from vitbench.records import eval_path, read_record
@@ -236,14 +236,22 @@ def test_v2_numeric_folder_order(dummy, tmp_path):
     assert r.n_images == 4 and r.top1 == 75.0 and r.n_expected == 10_000
 
 
-def test_limit_marks_incomplete(dummy, tmp_path):
+def test_limit_marks_incomplete(dummy, tmp_path, capsys):
     make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
     assert cli_run(tmp_path, "--datasets", "imagenet", "--limit", "3") == 0
     r = rec(tmp_path, "imagenet")
     assert (r.limit, r.n_images, r.complete, r.top1) == (3, 3, False, 100.0)
-    # a full run does not take a --limit record as done
+    # the same limit is done; another limit, or a full run, is not
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--limit", "3") == 0
+    assert "skipped (had a record): 1" in capsys.readouterr().out
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--limit", "5") == 0
+    assert rec(tmp_path, "imagenet").n_images == 5
     assert cli_run(tmp_path, "--datasets", "imagenet") == 0
-    assert rec(tmp_path, "imagenet").n_images == 10
+    r = rec(tmp_path, "imagenet")
+    assert (r.n_images, r.limit) == (10, None)
+    # and a full record serves a later smoke run
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--limit", "3") == 0
+    assert rec(tmp_path, "imagenet").limit is None
 
 
 def test_bf16_precision_on_cpu(dummy, tmp_path):

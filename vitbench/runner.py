@@ -21,7 +21,6 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
-from itertools import groupby
 from pathlib import Path
 
 from vitbench import records
@@ -174,8 +173,8 @@ def _read_existing(path: Path):
 
 
 def _satisfies(rec, cfg: RunConfig) -> bool:
-    """An 'ok' record satisfies a job unless a full run is asked for and the record is a --limit run."""
-    return rec is not None and rec.status == "ok" and (cfg.limit is not None or rec.limit is None)
+    """An 'ok' record of a full run satisfies any job; one of a --limit run only a run with that limit."""
+    return rec is not None and rec.status == "ok" and (rec.limit is None or rec.limit == cfg.limit)
 
 
 def _write_unless_ok(job: Job, rec: EvalRecord) -> None:
