@@ -63,7 +63,7 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
     return model
 
 
-# transformers `model_type` -> (architecture built from its config.json, kwargs from that config)
+# transformers `model_type` -> the architecture its config.json builds (kwargs via hf_config_to_kwargs)
 _TRANSFORMERS_ARCHS = {"vit-hybrid": "vit_base_r50_s16_384"}
 
 
