@@ -44,6 +44,12 @@ def hf_folder(tmp_path, hf_state_dict):
     return folder
 
 
+def _assert_holds(model, hf_state_dict) -> None:
+    """`model` carries exactly the (remapped) transformers weights (the logits are checked elsewhere)."""
+    expected = checkpoint_filter_fn(dict(hf_state_dict), model)
+    assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+
+
 def _hf_logits() -> torch.Tensor:
     return load_file(str(HF / "golden_logits.safetensors"))["logits"]
 
@@ -153,5 +159,16 @@ def test_create_model_unregistered_folder_and_weights_dir(hf_folder, tmp_path):
     wd = tmp_path / "wd"
     shutil.copytree(hf_folder, wd / "google" / "vit-hybrid-base-bit-384")
     model = create_model("google/vit-hybrid-base-bit-384", pretrained=True, weights_dir=wd).eval()
-    assert model.weights_info.source == "weights-dir"
-    assert (model(X) - _hf_logits()).abs().max().item() <= TOL
+    assert model.weights_info.source == "weights-dir" and model.norm.eps == 1e-12
+    _assert_holds(model, load_file(str(hf_folder / "model.safetensors")))
+
+
+@torch.no_grad()
+def test_create_model_from_bare_transformers_file(tmp_path, hf_state_dict):
+    # a weights dir holding only `google--vit-hybrid-base-bit-384.safetensors` (HF keys, no config.json):
+    # the registered architecture with transformers' layer_norm_eps, keys remapped by the filter
+    save_file(hf_state_dict, str(tmp_path / "google--vit-hybrid-base-bit-384.safetensors"))
+    model = create_model("google/vit-hybrid-base-bit-384", pretrained=True, weights_dir=tmp_path).eval()
+    assert model.norm.eps == 1e-12 and model.weights_info.source == "weights-dir"
+    _assert_holds(model, hf_state_dict)
+    assert create_model("google/vit-hybrid-base-bit-384", depth=1).norm.eps == 1e-12   # no weights at all

@@ -53,6 +53,8 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
     builder = get_builder(arch)
     if num_classes is None:
         num_classes = cfg.num_classes if cfg else 1000
+    if cfg is not None and cfg.weights_format == "transformers":
+        kwargs.setdefault("norm_eps", _TRANSFORMERS_LAYER_NORM_EPS)   # no config.json at hand
     model = builder(num_classes=num_classes, **kwargs)
     model.checkpoint_cfg = cfg
     model.data_config = DataConfig.from_checkpoint(cfg) if cfg else _default_data_config(model)
@@ -65,6 +67,9 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
 
 # transformers `model_type` -> the architecture its config.json builds (kwargs via hf_config_to_kwargs)
 _TRANSFORMERS_ARCHS = {"vit-hybrid": "vit_base_r50_s16_384"}
+# transformers' ViT default layer_norm_eps (timm's is 1e-6), for a transformers checkpoint built
+# without its config.json (no weights, or a bare weight file)
+_TRANSFORMERS_LAYER_NORM_EPS = 1e-12
 
 
 def _resolve_transformers(name, cfg, pretrained, weights, weights_dir):
@@ -79,9 +84,7 @@ def _resolve_transformers(name, cfg, pretrained, weights, weights_dir):
         resolved = resolve_weights(name, weights=weights, weights_dir=weights_dir)
         if (Path(resolved.path) / "config.json").is_file():
             return resolved
-        raise ValueError(f"{name!r} is a transformers-format checkpoint but {resolved.path} is not a folder "
-                         f"with config.json (found via {resolved.source})")
-    return None
+    return None    # a bare weight file (its keys are remapped by the family's checkpoint_filter_fn)
 
 
 def _create_from_transformers(name, cfg, resolved, num_classes, **kwargs) -> nn.Module:
