@@ -284,12 +284,12 @@ class _ModelSlot:
 
 
 def _build_model(name: str, resolved):
-    """Architecture + data config from the registry, then the resolved weights, strictly."""
+    """The checkpoint with its resolved weights, loaded strictly. Through create_model, so a
+    transformers folder is built from its own config.json and preprocessor_config.json."""
     from vitbench.models import create_model
-    from vitbench.weights import load_weights
 
-    model = create_model(name)
-    load_weights(model, resolved.path)
+    model = create_model(name, weights=resolved.path)
+    # keep where the weights were found (weights-dir / hf-cache / hf-hub), not just 'file'
     model.weights_info = WeightsInfo(source=resolved.source, path=str(resolved.path), sha256=resolved.sha256())
     return model.eval()
 

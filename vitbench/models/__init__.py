@@ -14,15 +14,12 @@ from vitbench.models._registry import get_builder, list_architectures, register_
 from vitbench.registry import get_checkpoint, is_registered
 
 # Each family module registers its architectures on import.
-# TODO(skeleton): these become plain imports once every family module has landed.
-import importlib as _importlib
-
-for _family in ("vision_transformer", "vision_transformer_relpos", "eva", "vision_transformer_hybrid"):
-    try:
-        _importlib.import_module(f"vitbench.models.{_family}")
-    except ModuleNotFoundError as _e:
-        if _e.name != f"vitbench.models.{_family}":
-            raise
+from vitbench.models import (  # noqa: E402,F401
+    eva,
+    vision_transformer,
+    vision_transformer_hybrid,
+    vision_transformer_relpos,
+)
 
 
 def _default_data_config(model: nn.Module) -> DataConfig:
