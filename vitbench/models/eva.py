@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vitbench.models._base import ViTBase
 from vitbench.models._registry import register_model
 from vitbench.models.layers import Mlp, PatchEmbed
 
@@ -120,7 +121,7 @@ class RopeBlock(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # Model
 
-class Eva(nn.Module):
+class Eva(ViTBase):
     """Patch embed -> [register tokens, patches] -> rope blocks -> avg pool over patches -> fc_norm -> head.
 
     timm's Eva with avg pooling puts the final norm after pooling (`fc_norm`); `norm` is then identity.
@@ -161,55 +162,15 @@ class Eva(nn.Module):
         cos, sin = self._rope_tables(grid)
         return cos.to(self.rope_cos), sin.to(self.rope_sin)
 
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-
-    def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def _tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         grid = (x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size)
         x = self.patch_embed(x)                                           # (B, N, C)
         if self.reg_token is not None:
             x = torch.cat((self.reg_token.expand(x.shape[0], -1, -1), x), dim=1)
         return x, self._rope(grid)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x, rope = self._embed(x)
-        for blk in self.blocks:
-            x = blk(x, rope)
-        return self.norm(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x[:, self.num_prefix_tokens:].mean(dim=1)
-        x = self.fc_norm(x)
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def forward_intermediates(self, x: torch.Tensor, indices: int | list[int] = 1) -> list[torch.Tensor]:
-        """Outputs of the chosen blocks (int n: the last n) as (B, C, H', W') maps, prefix tokens dropped."""
-        take = take_indices(len(self.blocks), indices)
-        B, _, H, W = x.shape
-        gh, gw = H // self.patch_size, W // self.patch_size
-        x, rope = self._embed(x)
-        out = []
-        for i, blk in enumerate(self.blocks[:max(take) + 1]):
-            x = blk(x, rope)
-            if i in take:
-                out.append(x[:, self.num_prefix_tokens:].reshape(B, gh, gw, -1).permute(0, 3, 1, 2))
-        return out
-
-
-def take_indices(depth: int, indices: int | list[int]) -> list[int]:
-    """Block indices to return: int n -> the last n blocks; a list -> those (negative counts from the end)."""
-    if isinstance(indices, int):
-        assert 0 < indices <= depth, f"need 1..{depth} blocks, got {indices}"
-        return list(range(depth - indices, depth))
-    assert all(-depth <= i < depth for i in indices), f"block indices must be in [-{depth}, {depth})"
-    return [i % depth for i in indices]
+    def _block(self, blk: nn.Module, x: torch.Tensor, rope) -> torch.Tensor:
+        return blk(x, rope)
 
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vitbench.models._base import ViTBase
 from vitbench.models._registry import register_model
 from vitbench.models.layers import Attention, LayerScale, Mlp, PatchEmbed, resample_abs_pos_embed
 
@@ -80,7 +81,7 @@ BLOCKS = {"block": Block, "parallel": ParallelScalingBlock}
 
 # ------------------------------------------------------------------------------------------------ model
 
-class VisionTransformer(nn.Module):
+class VisionTransformer(ViTBase):
     """ViT: patch embed -> [cls][reg] tokens + learned positions -> blocks -> norm -> pool -> head.
 
     patch_embed: any module mapping (B, 3, H, W) -> (B, N, C) with `num_patches` and `grid_size`
@@ -125,15 +126,7 @@ class VisionTransformer(nn.Module):
         self.fc_norm = norm_layer(embed_dim) if use_fc_norm else nn.Identity()
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
-    # -- head
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-
-    # -- forward
+    # -- forward (the rest is ViTBase)
     def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
         prefix = [t.expand(x.shape[0], -1, -1) for t in (self.cls_token, self.reg_token) if t is not None]
         if self.no_embed_class:
@@ -143,47 +136,14 @@ class VisionTransformer(nn.Module):
             x = torch.cat(prefix + [x], dim=1)
         return x + self.pos_embed                      # (B, prefix + N, C)
 
+    def _tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        self._check_size(x)
+        return self._pos_embed(self.patch_embed(x)), None
+
     def _check_size(self, x: torch.Tensor) -> None:
         if x.shape[-2:] != (self.img_size, self.img_size):
             raise ValueError(f"{type(self).__name__} expects {self.img_size}x{self.img_size} input, "
                              f"got {tuple(x.shape[-2:])}")
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_size(x)
-        x = self._pos_embed(self.patch_embed(x))
-        x = self.blocks(x)
-        return self.norm(x)                            # (B, prefix + N, C)
-
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        if self.global_pool == "avg":
-            return x[:, self.num_prefix_tokens:].mean(dim=1)
-        return x[:, 0]
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.fc_norm(self.pool(x))
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def forward_intermediates(self, x: torch.Tensor, indices: int | list[int] = 1) -> list[torch.Tensor]:
-        """Outputs of the chosen blocks (int n: the last n) as (B, C, H', W') maps, prefix tokens dropped."""
-        depth = len(self.blocks)
-        take = list(range(depth - indices, depth)) if isinstance(indices, int) else [i % depth for i in indices]
-        if not take or min(take) < 0:
-            raise ValueError(f"indices {indices!r} out of range for {depth} blocks")
-        self._check_size(x)
-        B = x.shape[0]
-        gh, gw = self.patch_embed.grid_size
-        x = self._pos_embed(self.patch_embed(x))
-        out = []
-        for i, blk in enumerate(self.blocks[:max(take) + 1]):
-            x = blk(x)
-            if i in take:
-                y = x[:, self.num_prefix_tokens:]                                   # (B, H'*W', C)
-                out.append(y.reshape(B, gh, gw, -1).permute(0, 3, 1, 2).contiguous())  # (B, C, H', W')
-        return out
-
 
 # --------------------------------------------------------------------------------- checkpoint filter
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vitbench.models._base import ViTBase
 from vitbench.models._registry import register_model
 from vitbench.models.layers import LayerScale, Mlp, PatchEmbed
 
@@ -135,7 +136,7 @@ class RelPosBlock(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # Model
 
-class VisionTransformerRelPos(nn.Module):
+class VisionTransformerRelPos(ViTBase):
     """Patch embed -> [class token] -> rel-pos blocks -> norm -> pool ('avg' over patches, or
     'token') -> fc_norm -> head. With `fc_norm` the final norm moves after pooling (timm's rule)."""
 
@@ -162,61 +163,14 @@ class VisionTransformerRelPos(nn.Module):
         self.fc_norm = nn.LayerNorm(embed_dim, eps=LN_EPS) if fc_norm else nn.Identity()
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+    def _tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         if x.shape[-2:] != (self.img_size, self.img_size):
             # The rel-pos index is built for the model's patch grid (timm: fixed_input_size).
             raise ValueError(f"input is {tuple(x.shape[-2:])}, this model takes {self.img_size}x{self.img_size}")
         x = self.patch_embed(x)                                   # (B, N, C)
         if self.cls_token is not None:
             x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
-        return x
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._embed(x)
-        for blk in self.blocks:
-            x = blk(x)
-        return self.norm(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if self.global_pool == "avg":
-            x = x[:, self.num_prefix_tokens:].mean(dim=1)
-        elif self.global_pool == "token":
-            x = x[:, 0]
-        x = self.fc_norm(x)
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def forward_intermediates(self, x: torch.Tensor, indices: int | list[int] = 1) -> list[torch.Tensor]:
-        """Outputs of the chosen blocks (int n: the last n) as (B, C, H', W') maps, prefix tokens dropped."""
-        take = take_indices(len(self.blocks), indices)
-        B, _, H, W = x.shape
-        gh, gw = H // self.patch_size, W // self.patch_size
-        x = self._embed(x)
-        out = []
-        for i, blk in enumerate(self.blocks[:max(take) + 1]):
-            x = blk(x)
-            if i in take:
-                out.append(x[:, self.num_prefix_tokens:].reshape(B, gh, gw, -1).permute(0, 3, 1, 2))
-        return out
-
-
-def take_indices(depth: int, indices: int | list[int]) -> list[int]:
-    """Block indices to return: int n -> the last n blocks; a list -> those (negative counts from the end)."""
-    if isinstance(indices, int):
-        assert 0 < indices <= depth, f"need 1..{depth} blocks, got {indices}"
-        return list(range(depth - indices, depth))
-    take = [i % depth for i in indices]
-    assert all(-depth <= i < depth for i in indices), f"block indices must be in [-{depth}, {depth})"
-    return take
+        return x, None
 
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
