@@ -89,7 +89,7 @@ def test_benchmark_checkpoint_fields_from_a_real_cpu_run(tmp_path):
     assert 0 < lo <= rec.samples_per_sec <= hi
     assert rec.step_time_ms > 0 and rec.latency_ms_bs1 > 0
     assert rec.samples_per_sec == pytest.approx(2 * 1e3 / rec.step_time_ms, rel=0.01)
-    assert rec.peak_memory_mb is not None and rec.peak_memory_mb >= 0
+    assert rec.peak_memory_mb is None   # not measured on CPU (see bench.time_model)
     assert rec.provenance.device == "cpu" and rec.provenance.torch_version == torch.__version__
     assert not rec.compile and not rec.channels_last
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import resource
 import statistics
 import sys
 import time
@@ -162,10 +161,6 @@ class _Clock:
         return False
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
-
-
 def time_model(model: torch.nn.Module, batch_size: int, img_size: int, device: torch.device,
                precision: str, channels_last: bool, s: BenchSettings) -> Timing:
     """Warm up, then time `s.repeats` runs of `s.timed_steps` forward passes at `batch_size`."""
@@ -175,7 +170,6 @@ def time_model(model: torch.nn.Module, batch_size: int, img_size: int, device: t
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    rss0 = _rss_mb()
     on_device = torch.cuda.device(device) if cuda else contextlib.nullcontext()   # events on its stream
     with on_device, torch.inference_mode(), _autocast(device, precision):
         for _ in range(s.warmup_steps):
@@ -186,10 +180,9 @@ def time_model(model: torch.nn.Module, batch_size: int, img_size: int, device: t
                 for _ in range(s.timed_steps):
                     model(x)
             rates.append(batch_size * s.timed_steps * 1e3 / clock.ms)
-    if cuda:
-        peak = torch.cuda.max_memory_allocated(device) / 2**20   # weights + activations
-    else:
-        peak = max(_rss_mb() - rss0, 0.0)    # best effort: growth of the process's peak RSS
+    # CUDA: the allocator's peak (weights + activations). CPU: not measured -- the process's peak RSS
+    # is a lifetime maximum, so its growth reads 0 for any model smaller than an earlier one.
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
     rate = statistics.median(rates)
     # the step time is the median rate's, so samples/s * step time = batch size (timm's CSVs agree)
     return Timing(rate, (min(rates), max(rates)), batch_size * 1e3 / rate, peak)

@@ -109,7 +109,7 @@ class BenchRecord:
     samples_per_sec_spread: tuple[float, float]   # (min, max) over repeats
     step_time_ms: float              # median step time at batch_size
     latency_ms_bs1: float | None     # median batch-1 step time
-    peak_memory_mb: float | None     # CUDA peak allocated; CPU peak RSS growth
+    peak_memory_mb: float | None     # CUDA peak allocated; None on CPU (not measured)
     compile: bool = False
     channels_last: bool = False
     warmup_steps: int = 0
