@@ -84,7 +84,9 @@ def test_card_content(rendered):
     assert text.startswith("---\ntags:\n- image-classification\n- timm\nlibrary_name: timm\nlicense: mit\n")
     assert f"# Model card for {BETWIXT}" in text
     assert "| betwixt | 640 | 2560 (4) | 10 | 12 | y |" in text       # SBB size table
-    assert "  - Params (M): 60.2\n  - GMACs: 15.5\n" in text and "  - Image size: 256 x 256" in text
+    # seed 000's Model Stats, number for number (GMACs and activations without the attention matmuls)
+    assert "  - Params (M): 60.2\n  - GMACs: 15.5\n  - Activations (M): 18.1\n" in text
+    assert "  - Image size: 256 x 256" in text
     assert f"vitbench.create_model('{BETWIXT}', pretrained=True)" in text
     assert "forward_intermediates(transform(img).unsqueeze(0), indices=3)" in text
     assert "torch.Size([1, 640, 16, 16])" in text and "a (1, 260, 640) shaped tensor" in text
@@ -96,7 +98,9 @@ def test_card_content(rendered):
 def test_card_with_not_run_record_says_why(rendered):
     text = card(rendered[0], "vit_base_patch16_224.augreg2_in21k_ft_in1k")
     assert "| ImageNet-1k val | not measured | not measured |" in text
-    assert "not run — no weights found" in text
+    # each distinct reason once, with the datasets it covers
+    assert "not run: ImageNet-1k val (fp32)\n```text\nNo weights found for 'vit_base_patch16_224." in text
+    assert "```text\nImageNet-val (imagenet) not found (fixture)" in text
     assert "| 85.108 |" in text                                          # timm's published, labelled column
     assert "Throughput: not measured" in text
     assert "  - Params (M): 86.6" in text                                # its StatsRecord exists

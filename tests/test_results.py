@@ -157,7 +157,9 @@ def test_benchmark_columns_and_values(results_dir):
     assert list(df.infer_samples_per_sec) == sorted(df.infer_samples_per_sec, reverse=True)
     row = df.set_index("model").loc["vit_betwixt_patch16_rope_reg4_gap_256"]
     assert row.checkpoint == "vit_betwixt_patch16_rope_reg4_gap_256.sbb_in1k"
-    assert (row.infer_gmacs, row.infer_macts, row.gmacs_no_attn, row.param_count) == (16.52, 18.1, 15.5, 60.23)
+    # the fixture's stats record holds vitbench's real counts, equal to timm's published row
+    assert (row.infer_gmacs, row.infer_macts, row.param_count) == (16.52, 28.24, 60.23)
+    assert (row.gmacs_no_attn, row.macts_no_attn) == (15.48, 18.14)
     assert row.infer_batch_size == 256 and row.device_name == "Fixture GPU 80GB"
 
 

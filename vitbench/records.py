@@ -89,9 +89,10 @@ class StatsRecord:
     architecture: str
     img_size: int
     param_count: int                 # parameters
-    gmacs: float                     # all linear/conv/attention-matmul MACs, batch 1, 1e9
+    gmacs: float                     # linear/conv/attention-matmul MACs + norms, batch 1, 1e9
     gmacs_no_attn: float             # gmacs without the attention matmuls (older card convention)
     macts: float                     # output elements of those ops, 1e6
+    macts_no_attn: float | None = None   # without the attention-matmul outputs (older card convention)
     provenance: Provenance | None = None
     kind: str = "stats"
     schema_version: int = SCHEMA_VERSION

@@ -182,7 +182,8 @@ def related(cfg: CheckpointCfg) -> list[str]:
 # ---------------------------------------------------------------------------- card view model
 
 def stats_view(stats: StatsRecord | None, cfg: CheckpointCfg) -> dict:
-    """Model Stats as timm's cards print them (1 decimal; GMACs without the attention matmuls)."""
+    """Model Stats as timm's cards print them: 1 decimal, GMACs and activations without the attention
+    matmuls (the cards' convention), then both with them (timm's benchmark-CSV convention)."""
     if stats is None:
         return {"measured": False, "note": f"{NOT_MEASURED} (no stats record; `vitbench stats {cfg.name}` counts them)",
                 "image_size": f"{cfg.img_size} x {cfg.img_size}"}
@@ -191,7 +192,8 @@ def stats_view(stats: StatsRecord | None, cfg: CheckpointCfg) -> dict:
         "params": fmt(stats.param_count / 1e6, 1),
         "gmacs": fmt(stats.gmacs_no_attn, 1),
         "gmacs_attn": fmt(stats.gmacs, 1),
-        "macts": fmt(stats.macts, 1),
+        "macts": fmt(stats.macts_no_attn if stats.macts_no_attn is not None else stats.macts, 1),
+        "macts_attn": fmt(stats.macts, 1),
         "image_size": f"{stats.img_size} x {stats.img_size}",
     }
 
@@ -229,8 +231,20 @@ def comparison_view(cfg: CheckpointCfg, recs: Records) -> dict:
     }
 
 
+def reason_groups(records: list[EvalRecord]) -> list[dict]:
+    """Why jobs were not measured, each distinct reason once with the datasets it covers. A record's
+    reason holds independent reasons a blank line apart (no weights / no dataset)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in records:
+        for text in (r.reason or "no reason recorded").split("\n\n"):
+            key = (r.status.replace("_", " "), text.strip())
+            groups.setdefault(key, []).append(f"{DATASET_TITLES[r.dataset]} ({r.precision})")
+    return [{"status": status, "datasets": ", ".join(ds), "text": text}
+            for (status, text), ds in groups.items()]
+
+
 def evaluation_view(cfg: CheckpointCfg, recs: Records) -> dict:
-    rows, notes, provenance = [], [], set()
+    rows, unmeasured, provenance = [], [], set()
     for ds in DATASET_ORDER:
         pub = published_top1(ds, cfg.name)
         pub_s = fmt(pub, 3, missing="")
@@ -249,14 +263,13 @@ def evaluation_view(cfg: CheckpointCfg, recs: Records) -> dict:
                                    f"{p.torch_version}, {p.device_name}, written {p.created_at}")
             else:
                 rows.append([DATASET_TITLES[ds], NOT_MEASURED, NOT_MEASURED, "", "", "", r.precision, pub_s, ""])
-                notes.append(f"{DATASET_TITLES[ds]} ({r.precision}): {r.status.replace('_', ' ')} — "
-                             f"{r.reason or 'no reason recorded'}")
+                unmeasured.append(r)
         if not records:
             rows.append([DATASET_TITLES[ds], NOT_MEASURED, NOT_MEASURED, "", "", "", "", pub_s, ""])
     header = ["dataset", "top-1", "top-5", "top-1 95% CI", "images", "complete", "precision",
               "timm published top-1", "Δ vs published"]
     measured = any(r[1] != NOT_MEASURED for r in rows)
-    return {"measured": measured, "table": table(header, rows), "notes": notes,
+    return {"measured": measured, "table": table(header, rows), "notes": reason_groups(unmeasured),
             "provenance": sorted(provenance)}
 
 

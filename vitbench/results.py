@@ -31,7 +31,7 @@ TIMM_BENCH_COLUMNS = [
     "param_count", "infer_gmacs", "infer_macts",
 ]
 VITBENCH_BENCH_COLUMNS = [
-    "gmacs_no_attn", "peak_memory_mb", "latency_ms_bs1", "samples_per_sec_min", "samples_per_sec_max",
+    "gmacs_no_attn", "macts_no_attn", "peak_memory_mb", "latency_ms_bs1", "samples_per_sec_min", "samples_per_sec_max",
     "precision", "compile", "channels_last", "device_name", "torch_version", "checkpoint",
 ]
 
@@ -194,6 +194,7 @@ def benchmark_frame(results_dir: Path, precision: str, device: str) -> pd.DataFr
             "infer_gmacs": _r(s.gmacs, 2) if s else float("nan"),
             "infer_macts": _r(s.macts, 2) if s else float("nan"),
             "gmacs_no_attn": _r(s.gmacs_no_attn, 2) if s else float("nan"),
+            "macts_no_attn": _r(s.macts_no_attn, 2) if s and s.macts_no_attn is not None else float("nan"),
             "peak_memory_mb": _r(b.peak_memory_mb, 1),
             "latency_ms_bs1": _r(b.latency_ms_bs1, 3),
             "samples_per_sec_min": _r(lo, 2),

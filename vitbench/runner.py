@@ -377,7 +377,7 @@ def _evaluate_job(job: Job, model, ds, data_config, cfg: RunConfig) -> EvalRecor
 
 def _not_run(job: Job, cfg: RunConfig, summary: Summary, reasons: list[tuple[str, str]]) -> None:
     """reasons: (group, reason) pairs; the record's reason holds them all, each saying how to fix it."""
-    reason = "\n".join(r for _, r in reasons)
+    reason = "\n\n".join(r for _, r in reasons)   # independent reasons, a blank line apart
     _write_unless_ok(job, _base_record(job, cfg, status="not_run", reason=reason))
     summary.not_run.append((f"{job.checkpoint} {job.dataset}", reasons))
     log.info("not run %s %s: %s", job.checkpoint, job.dataset, "; ".join(g for g, _ in reasons))
