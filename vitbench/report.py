@@ -412,9 +412,22 @@ def published_check_view(recs: Records) -> dict | None:
 
 
 def unmeasured_view(recs: Records) -> dict | None:
-    rows = [[r.checkpoint, r.dataset, r.precision, r.status.replace("_", " "), r.reason or "no reason recorded"]
-            for r in sorted(recs.evals, key=lambda r: (r.checkpoint, r.dataset, r.precision)) if r.status != "ok"]
-    return {"table": table(["model", "dataset", "precision", "status", "reason"], rows)} if rows else None
+    """One row per (checkpoint, status): the datasets it covers and the first line of each distinct
+    reason; the checkpoint's card holds the full reasons and how to fix them."""
+    groups: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    for r in sorted(recs.evals, key=lambda r: (r.checkpoint, DATASET_ORDER.index(r.dataset)
+                                                if r.dataset in DATASET_ORDER else 99, r.precision)):
+        if r.status == "ok":
+            continue
+        datasets, reasons = groups.setdefault((r.checkpoint, r.status.replace("_", " ")), ([], []))
+        datasets.append(f"{r.dataset} ({r.precision})")
+        for text in (r.reason or "no reason recorded").split("\n\n"):
+            first = text.strip().splitlines()[0] if text.strip() else "no reason recorded"
+            if first not in reasons:
+                reasons.append(first)
+    rows = [[name, status, ", ".join(ds), " / ".join(reasons)] for (name, status), (ds, reasons) in groups.items()]
+    return {"table": table(["model", "status", "datasets", "why (first line; the card has the rest)"], rows)} \
+        if rows else None
 
 
 def published_table_view() -> dict:

@@ -284,7 +284,9 @@ def _not_found_message(name: str, repo_id: str | None, looked: list[str]) -> str
                      f"on a machine with network, then copy the HF cache; it is used offline too")
     fixes.append("HF_HOME=DIR (or HF_HUB_CACHE=DIR/hub) pointing at an existing Hugging Face cache")
     fixes.append("an explicit file: create_model(name, weights=PATH)")
-    return (f"No weights found for {name!r}. Looked in:\n{places}\nProvide weights with one of:\n"
+    # the first line stands alone (tables quote it): where it looked, in short
+    short = "; ".join(line.split(":", 1)[0] for line in looked)
+    return (f"No weights found for {name!r} ({short}). Looked in:\n{places}\nProvide weights with one of:\n"
             + "\n".join(f"  - {f}" for f in fixes))
 
 
