@@ -8,7 +8,7 @@ import torch
 from vitbench import bench
 from vitbench.bench import (BATCH_LADDER, BenchConfig, batch_ladder, benchmark_checkpoint, bench_main,
                             run_with_batch_decay)
-from vitbench.records import BenchRecord, bench_path, read_record
+from vitbench.records import BenchRecord, bench_path, provenance, read_record
 
 TINY = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 
@@ -109,7 +109,7 @@ def _fake_record(name: str, cfg: BenchConfig) -> BenchRecord:
     return BenchRecord(checkpoint=name, architecture=name.split(".")[0], device="cpu",
                        precision=cfg.precision, img_size=224, batch_size=1, samples_per_sec=10.0,
                        samples_per_sec_spread=(9.0, 11.0), step_time_ms=100.0, latency_ms_bs1=100.0,
-                       peak_memory_mb=1.0)
+                       peak_memory_mb=1.0, provenance=provenance("cpu"))   # as benchmark_checkpoint does
 
 
 def test_bench_main_writes_skips_forces_and_reports_failures(tmp_path, monkeypatch, capsys):
@@ -131,3 +131,23 @@ def test_bench_main_writes_skips_forces_and_reports_failures(tmp_path, monkeypat
     assert calls == [] and "skipped" in capsys.readouterr().out
     assert bench_main(BenchConfig(checkpoints=(TINY,), results_dir=tmp_path, force=True)) == 0
     assert calls == [TINY]
+
+
+def test_a_record_from_another_machine_is_rerun(tmp_path):
+    """Resume skips a throughput record only when it was measured here (device name + torch)."""
+    from dataclasses import replace
+
+    from vitbench.bench import BenchConfig, bench_main, measured_here
+    from vitbench.records import bench_path, read_record, write_record
+
+    cfg = BenchConfig(checkpoints=(TINY,), results_dir=tmp_path, warmup_steps=1, timed_steps=1, repeats=1)
+    assert bench_main(cfg) == 0
+    path = bench_path(tmp_path, TINY, "fp32", "cpu")
+    assert measured_here(path, "cpu")
+    rec = read_record(path)
+    elsewhere = replace(rec, samples_per_sec=-1.0,
+                        provenance=replace(rec.provenance, device_name="Some Other CPU"))
+    write_record(path, elsewhere)
+    assert not measured_here(path, "cpu")
+    assert bench_main(cfg) == 0                       # reruns instead of keeping the foreign number
+    assert read_record(path).samples_per_sec > 0

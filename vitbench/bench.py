@@ -254,6 +254,20 @@ def benchmark_checkpoint(name: str, cfg: BenchConfig):
 
 # ---------------------------------------------------------------------------- the CLI stage
 
+def measured_here(path: Path, device: str) -> bool:
+    """Whether the throughput record at `path` exists and was measured on this machine (same device
+    name and torch version): a record copied from another machine is not this one's speed."""
+    from vitbench.records import device_name, read_record
+
+    if not path.exists():
+        return False
+    try:
+        prov = read_record(path).provenance
+    except ValueError:
+        return False                      # a corrupt record is rerun, not trusted
+    return prov is not None and (prov.device_name, prov.torch_version) == (device_name(device), torch.__version__)
+
+
 def _ensure_stats(results_dir: Path, name: str) -> None:
     """The benchmark CSV takes GMACs/activations from stats records; write one if missing (cheap)."""
     from vitbench.records import stats_path, write_record
@@ -277,7 +291,8 @@ def _write_csvs(results_dir: Path) -> None:
 
 
 def bench_main(cfg: BenchConfig) -> int:
-    """`vitbench bench`: benchmark each checkpoint without a record (all with force), write records
+    """`vitbench bench`: benchmark each checkpoint without a record from this machine (all with
+    force), write records
     and the benchmark CSVs. Exit status 0, or 1 if any checkpoint failed (the others still run)."""
     from vitbench.records import bench_path, write_record
 
@@ -286,7 +301,7 @@ def bench_main(cfg: BenchConfig) -> int:
     failed = 0
     for name in cfg.checkpoints:
         path = bench_path(results_dir, name, cfg.precision, dev)
-        if path.exists() and not cfg.force:
+        if measured_here(path, cfg.device) and not cfg.force:
             print(f"{name}: has a record ({path}); skipped (--force reruns)")
             continue
         try:

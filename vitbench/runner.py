@@ -224,7 +224,7 @@ def _bench(name: str, cfg: RunConfig, summary: Summary) -> None:
     from vitbench import bench
 
     path = records.bench_path(cfg.results_dir, name, cfg.precision, cfg.device_type)
-    if path.is_file() and not cfg.force:
+    if bench.measured_here(path, cfg.device) and not cfg.force:
         return
     bcfg = bench.BenchConfig(checkpoints=(name,), device=cfg.device, precision=cfg.precision,
                              batch_size=None, compile=False, channels_last=False,   # bench defaults
