@@ -158,10 +158,9 @@ def test_usage_errors_exit_2_without_traceback(argv, message, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_cuda_without_cuda_is_a_clear_error(tmp_path, capsys):
+def test_cuda_without_cuda_is_a_clear_error(tmp_path, capsys, monkeypatch):
     import torch
 
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)   # the same on a GPU machine
     assert cli.main(["run", TINY, "--device", "cuda", "--results-dir", str(tmp_path / "r")]) == 2
     assert "no CUDA device" in capsys.readouterr().err

@@ -136,7 +136,7 @@ def test_flat_ground_truth_txt_needs_a_mapping(flat):
 
 
 def test_flat_ground_truth_with_devkit_meta_mat(tmp_path):
-    sio = pytest.importorskip("scipy.io")
+    import scipy.io as sio   # a test dependency (pyproject [test]); at runtime only for meta.mat
     root = tmp_path / "imagenet"
     labels = val_labels_of([1, 2, 4])
     for n in labels:
