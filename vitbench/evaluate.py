@@ -197,27 +197,27 @@ def run_model(model: nn.Module, loader, spec: EvalSpec, device: str = "cpu", pre
             skipped += [str(f) for f in skipped_files]
             if len(targets) == 0:
                 continue
+            y_host = torch.as_tensor(targets).long()
             x = images.to(dev, non_blocking=non_blocking)
-            y = torch.as_tensor(targets).to(dev, non_blocking=non_blocking).long()
+            y = y_host.to(dev, non_blocking=non_blocking)
             x = normalize_batch(x, spec.mean, spec.std, _input_dtype(precision))   # (B, 3, H, W)
             with _autocast(device, precision):
                 logits = model(x)
             logits = restrict_logits(logits.float(), subset_t)                       # (B, C')
             if top1_m is None:
                 top1_m, top5_m = _make_metrics(logits.shape[1], dev)
-            if ((y < 0) | (y >= logits.shape[1])).any():
-                bad = sorted(set(y[(y < 0) | (y >= logits.shape[1])].tolist()))
-                raise ValueError(f"targets {bad[:5]} are outside the {logits.shape[1]} scored classes")
+            _check_targets(y_host, logits.shape[1])          # on the host: no device sync per batch
             top1_m.update(logits, y)
             top5_m.update(logits, y)
             k = min(TOPK, logits.shape[1])
             prob, idx = logits.softmax(dim=1).topk(k, dim=1)                          # (B, k)
             if subset_t is not None:                                                  # back to 1k indices
                 idx, y = subset_t[idx], subset_t[y]
-            rows["index"].append(torch.as_tensor(indices).long().cpu())
-            rows["target"].append(y.cpu())
-            rows["top5_idx"].append(idx.cpu())
-            rows["top5_prob"].append(prob.cpu())
+            # kept on the device until the end: a per-batch .cpu() would sync every step
+            rows["index"].append(torch.as_tensor(indices).long())
+            rows["target"].append(y)
+            rows["top5_idx"].append(idx)
+            rows["top5_prob"].append(prob)
             n_seen += len(y)
             bar.update(len(y))
             bar.set_postfix_str(f"{n_seen / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
@@ -227,15 +227,21 @@ def run_model(model: nn.Module, loader, spec: EvalSpec, device: str = "cpu", pre
     return _RunOutputs(_stack_predictions(rows), top1_m, top5_m, skipped, wall)
 
 
+def _check_targets(y: torch.Tensor, num_scored: int) -> None:
+    if ((y < 0) | (y >= num_scored)).any():
+        bad = sorted(set(y[(y < 0) | (y >= num_scored)].tolist()))
+        raise ValueError(f"targets {bad[:5]} are outside the {num_scored} scored classes")
+
+
 def _stack_predictions(rows: dict[str, list]) -> Predictions:
     if not rows["index"]:
         empty = np.zeros((0,), np.int64)
         return Predictions(empty, empty, np.zeros((0, TOPK), np.int64), np.zeros((0, TOPK), np.float32))
     return Predictions(
         index=torch.cat(rows["index"]).numpy().astype(np.int64),
-        target=torch.cat(rows["target"]).numpy().astype(np.int64),
-        top5_idx=torch.cat(rows["top5_idx"]).numpy().astype(np.int64),
-        top5_prob=torch.cat(rows["top5_prob"]).numpy().astype(np.float32),
+        target=torch.cat(rows["target"]).cpu().numpy().astype(np.int64),
+        top5_idx=torch.cat(rows["top5_idx"]).cpu().numpy().astype(np.int64),
+        top5_prob=torch.cat(rows["top5_prob"]).cpu().numpy().astype(np.float32),
     )
 
 
