@@ -120,8 +120,9 @@ def _center_crop_or_pad(img: Image.Image, out_h: int, out_w: int, fill=0) -> Ima
 
 
 def pil_to_uint8_tensor(img: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> contiguous uint8 [3, H, W]."""
-    return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
+    """RGB PIL image -> uint8 [3, H, W], a channels-first view of one copy of the pixels (the
+    collate's stack lays out the batch, so a .contiguous() here would be a second copy)."""
+    return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1)
 
 
 class CropTransform:
@@ -168,7 +169,7 @@ def normalize_batch(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]
     shape = (-1, 1, 1)
     m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(shape)
     s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(shape)
-    y = x.to(torch.float32).div_(255.0).sub_(m).div_(s)
+    y = x.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0).sub_(m).div_(s)
     return y if dtype == torch.float32 else y.to(dtype)
 
 
