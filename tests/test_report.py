@@ -171,11 +171,23 @@ def test_plots_written(rendered):
     assert pngs == sorted([
         "top1_vs_throughput_cuda_amp_bf16.png", "top1_vs_throughput_cpu_fp32.png", "top1_vs_gmacs.png",
         "imagenet_vs_real.png", "imagenet_vs_v2.png", "imagenet_vs_sketch.png", "imagenet_vs_r.png",
-        "imagenet_vs_a.png"])
+        "imagenet_vs_a.png", "throughput_vs_gmacs_cuda_amp_bf16.png", "throughput_vs_gmacs_cpu_fp32.png"])
     for name in pngs:
         data = (out / "plots" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
         assert b"Software" not in data[:2000]
+
+
+def test_bare_machine_draws_throughput_vs_gmacs(tmp_path):
+    """Stats and bench records alone (no accuracy) still give the throughput-vs-GMACs plot."""
+    import shutil
+
+    src = FIXTURES / "records" / "records"
+    for kind in ("stats", "bench"):
+        shutil.copytree(src / kind, tmp_path / "results" / "records" / kind)
+    files = render_reports(tmp_path / "results", tmp_path / "reports")
+    pngs = sorted(p.name for p in files if p.suffix == ".png")
+    assert pngs == ["throughput_vs_gmacs_cpu_fp32.png", "throughput_vs_gmacs_cuda_amp_bf16.png"]
 
 
 def test_markdown_tables_well_formed(rendered, rendered_empty):
@@ -255,3 +267,19 @@ def test_paired_section_from_predictions(tmp_path):
     assert "## Paired tests (ImageNet-1k val)" in text
     assert ("| vit_betwixt_patch16_rope_reg4_gap_256.sbb_in1k (fp32) | vit_base_patch16_rope_reg1_gap_256.sbb_in1k (fp32)"
             " | 100 | 30 | 0 |") in text
+
+
+def test_crowded_plot_numbers_points_with_a_key(tmp_path):
+    """Past MAX_NAMED points, names move to a key beside the axes (a wider figure), so dense
+    clusters stay readable; coincident points share one label."""
+    import struct
+
+    from vitbench import plots
+
+    pts = [plots.Point(f"model_{i:02d}", 1.0 + i, 10.0 - 0.1 * i) for i in range(plots.MAX_NAMED + 3)]
+    pts.append(plots.Point("model_twin", pts[0].x, pts[0].y))          # same spot as model_00
+    path = plots.scatter(tmp_path / "crowded.png", pts, title="t", xlabel="x", ylabel="y")
+    width, height = struct.unpack(">II", path.read_bytes()[16:24])      # PNG IHDR
+    assert (width, height) == tuple(int(v * plots.DPI) for v in plots.FIGSIZE_KEYED)
+    few = plots.scatter(tmp_path / "few.png", pts[:3], title="t", xlabel="x", ylabel="y")
+    assert struct.unpack(">II", few.read_bytes()[16:24]) == tuple(int(v * plots.DPI) for v in plots.FIGSIZE)

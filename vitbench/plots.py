@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 DPI = 100
 FIGSIZE = (11, 7.5)
+MAX_NAMED = 12          # more points than this: numbered markers and a key beside the axes
+FIGSIZE_KEYED = (15, 8)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,29 @@ def pareto_front(points: list[Point], maximize_x: bool = True) -> set[str]:
     return front
 
 
+def _number(fig, ax, points: list[Point]) -> None:
+    """Many points: each gets a number (alphabetical by name) and a key lists number -> name, so every
+    checkpoint can be found however dense the cluster. Points within a few pixels share one label
+    ("21,22,23")."""
+    order = sorted(points, key=lambda p: p.label)
+    number = {p.label: i for i, p in enumerate(order, 1)}
+    fig.subplots_adjust(left=0.06, right=0.62, top=0.94, bottom=0.08)
+    fig.canvas.draw()                             # final limits, so data -> pixel transforms hold
+    groups: list[tuple[tuple[float, float], Point, list[int]]] = []
+    for p in sorted(points, key=lambda p: number[p.label]):
+        px = ax.transData.transform((p.x, p.y))
+        near = next((g for g in groups if abs(g[0][0] - px[0]) < 8 and abs(g[0][1] - px[1]) < 8), None)
+        if near is None:
+            groups.append(((px[0], px[1]), p, [number[p.label]]))
+        else:
+            near[2].append(number[p.label])
+    for _, p, numbers in groups:
+        ax.annotate(",".join(map(str, numbers)), (p.x, p.y), textcoords="offset points", xytext=(4, 2),
+                    fontsize=7)
+    key = "\n".join(f"{i:>2}  {p.label}" for i, p in enumerate(order, 1))
+    fig.text(0.64, 0.94, key, va="top", ha="left", family="monospace", fontsize=7.5)
+
+
 def _label(ax, points: list[Point]) -> None:
     """Name every point; a label moves up or down (in fixed steps) until it clears the labels already
     placed nearby, and points in the right third get their label on their left, inside the axes."""
@@ -62,10 +87,12 @@ def _label(ax, points: list[Point]) -> None:
 
 
 def scatter(path: Path, points: list[Point], *, title: str, xlabel: str, ylabel: str,
-            front: set[str] | None = None, logx: bool = False, diagonal: bool = False) -> Path:
+            front: set[str] | None = None, logx: bool = False, logy: bool = False,
+            diagonal: bool = False) -> Path:
     """One labelled scatter plot written to `path` (PNG); `front` labels are drawn as the Pareto front."""
     points = sorted(points, key=lambda p: (p.x, p.y, p.label))
-    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
+    keyed = len(points) > MAX_NAMED
+    fig, ax = plt.subplots(figsize=FIGSIZE_KEYED if keyed else FIGSIZE, dpi=DPI)
     front = front or set()
     on = [p for p in points if p.label in front]
     off = [p for p in points if p.label not in front]
@@ -80,14 +107,20 @@ def scatter(path: Path, points: list[Point], *, title: str, xlabel: str, ylabel:
         ax.plot([lo, hi], [lo, hi], linestyle=":", color="#1f77b4", linewidth=1, label="y = x")
     if logx:
         ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
     ax.margins(x=0.08, y=0.08)
-    _label(ax, points)
+    if not keyed:
+        _label(ax, points)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, linewidth=0.4, alpha=0.5)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
+    if keyed:
+        _number(fig, ax, points)
+    else:
+        fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -505,6 +505,7 @@ def draw_plots(recs: Records, plots_dir: Path) -> tuple[list[dict], list[str]]:
         drawn.append({"title": title, "file": f"plots/{path.name}"})
     if not recs.bench:
         notes.append("top-1 vs throughput: skipped, no benchmark records.")
+    drawn += _throughput_vs_gmacs(recs, plots_dir)
     pts = [plots.Point(n, s.gmacs, e.top1) for n, s in sorted(recs.stats.items())
            if (e := recs.best_ok(n, "imagenet")) is not None]
     if pts:
@@ -530,6 +531,24 @@ def draw_plots(recs: Records, plots_dir: Path) -> tuple[list[dict], list[str]]:
                       ylabel=f"{DATASET_TITLES[ds]} top-1 (%)")
         drawn.append({"title": title, "file": f"plots/{fname}"})
     return drawn, notes
+
+
+def _throughput_vs_gmacs(recs: Records, plots_dir: Path) -> list[dict]:
+    """Measured images/s against GMACs per device and precision: how well each architecture turns
+    compute into speed. Needs only stats and bench records, so a bare machine draws it too."""
+    drawn = []
+    for precision, device in sorted({(b.precision, b.device) for b in recs.bench}):
+        pts = [plots.Point(b.checkpoint, recs.stats[b.checkpoint].gmacs, b.samples_per_sec)
+               for b in sorted(recs.bench, key=lambda b: b.checkpoint)
+               if (b.precision, b.device) == (precision, device) and b.checkpoint in recs.stats]
+        if not pts:
+            continue
+        title = f"Throughput vs GMACs ({device}, {precision})"
+        path = plots.scatter(plots_dir / f"throughput_vs_gmacs_{device}_{precision}.png", pts, title=title,
+                             xlabel="GMACs (incl. attention matmuls, log scale)",
+                             ylabel="images / s (log scale)", logx=True, logy=True)
+        drawn.append({"title": title, "file": f"plots/{path.name}"})
+    return drawn
 
 
 def comparison_view_model(results_dir: Path, recs: Records, plot_list: list[dict], plot_notes: list[str]) -> dict:
