@@ -86,10 +86,10 @@ def test_wnid_folders(tmp_path, caplog):
     assert "expected 50000" in caplog.text
     assert (ds.n_images, ds.n_expected, ds.complete) == (3, 50_000, False)
     assert ds.root == str(root) and ds.subset is None and ds.label_sets is None
-    x, t, i = ds[2]
-    assert x.dtype == torch.uint8 and x.shape == (3, 30, 40) and (t, i) == (999, 2)
-    assert [ds[k][1] for k in range(3)] == [0, 0, 999]
-    assert ds.files[0].endswith(f"{SYN[0]}/img_0.png")
+    x, t, i = ds[1]
+    assert x.dtype == torch.uint8 and x.shape == (3, 30, 40) and (t, i) == (999, 1)
+    assert [ds[k][1] for k in range(3)] == [0, 999, 0]      # round-robin over classes (no val numbers)
+    assert ds.files[0].endswith(f"{SYN[0]}/img_0.png") and ds.files[2].endswith(f"{SYN[0]}/img_1.png")
 
 
 def test_nested_val_folder(tmp_path):
@@ -366,13 +366,31 @@ def test_vitbench_data_env(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- limit, transform, bad images
 
-def test_limit_takes_first_n_sorted(tmp_path):
+def test_limit_round_robins_over_classes_without_val_numbers(tmp_path):
     class_folders(tmp_path / "imagenet", SYN, {SYN[9]: 3, SYN[1]: 2})
     ds = open_dataset("imagenet", data_root=tmp_path, limit=3)
     assert ds.n_images == 3 and not ds.complete
-    assert ds.targets == [1, 1, 9] and ds.files[2].endswith(f"{SYN[9]}/img_0.png")
+    assert ds.targets == [1, 9, 1] and ds.files[2].endswith(f"{SYN[1]}/img_1.png")
     with pytest.raises(ValueError):
         open_dataset("imagenet", data_root=tmp_path, limit=0)
+
+
+def test_limit_takes_the_same_val_images_in_every_layout(tmp_path):
+    """ImageNet-val is ordered by validation file number in every layout, so `--limit N` is the
+    first N official files (classes mixed), whether the images sit in wnid folders or flat."""
+    labels = val_labels_of([7, 3, 12, 1, 9, 4])
+    folders, flat_root = tmp_path / "folders" / "imagenet", tmp_path / "flat" / "imagenet"
+    for n, c in labels.items():
+        write_image(folders / SYN[c] / VAL.format(n))
+        write_image(flat_root / VAL.format(n))
+    for s in SYN:
+        (folders / s).mkdir(parents=True, exist_ok=True)
+    (flat_root / "labels.csv").write_text("".join(f"{VAL.format(n)},{SYN[c]}\n" for n, c in labels.items()))
+    a = open_dataset("imagenet", data_root=tmp_path / "folders", limit=3)
+    b = open_dataset("imagenet", data_root=tmp_path / "flat", limit=3)
+    names = lambda ds: [f.rsplit("/", 1)[-1] for f in ds.files]   # noqa: E731
+    assert names(a) == names(b) == [VAL.format(n) for n in (1, 3, 4)]
+    assert a.targets == b.targets == [labels[n] for n in (1, 3, 4)]
 
 
 def test_transform_is_applied(tmp_path):
@@ -393,20 +411,24 @@ def _with_corrupt(tmp_path):
 def test_corrupt_image_raises_naming_the_file(tmp_path):
     bad = _with_corrupt(tmp_path)
     ds = open_dataset("imagenet", data_root=tmp_path)
-    ds[0]
+    k = ds.files.index(bad)
+    ds[ds.files.index(bad.replace("img_1", "img_0"))]
     with pytest.raises(BadImageError, match="img_1.png.*--skip-bad-images") as e:
-        ds[1]
+        ds[k]
     assert e.value.file == bad
 
 
 def test_corrupt_image_skipped_and_collated(tmp_path):
     bad = _with_corrupt(tmp_path)
     ds = open_dataset("imagenet", data_root=tmp_path, skip_bad_images=True)
-    assert isinstance(ds[1], BadImage) and ds[1].file == bad
+    k = ds.files.index(bad)
+    truncated = next(f for f in ds.files if f.endswith("truncated.JPEG"))
+    assert isinstance(ds[k], BadImage) and ds[k].file == bad
     images, targets, indices, skipped = collate_eval([ds[i] for i in range(len(ds))])
-    assert images.shape == (2, 3, 30, 40) and targets.tolist() == [0, 0] and indices.tolist() == [0, 2]
-    assert skipped == [bad, ds.files[3]]
-    images, targets, indices, skipped = collate_eval([ds[1]])
+    good = [i for i, f in enumerate(ds.files) if f not in (bad, truncated)]
+    assert images.shape == (2, 3, 30, 40) and targets.tolist() == [0, 0] and indices.tolist() == good
+    assert sorted(skipped) == sorted([bad, truncated])
+    images, targets, indices, skipped = collate_eval([ds[k]])
     assert images.numel() == 0 and len(targets) == 0 and skipped == [bad]
 
 
@@ -420,4 +442,5 @@ def test_dataloader_with_workers(tmp_path):
         assert images.shape[1:] == (3, 16, 16) or images.numel() == 0
         seen += indices.tolist()
         skipped += sk
-    assert seen == [0, 2] and len(skipped) == 2
+    good = [i for i, f in enumerate(ds.files) if "img_1" not in f and "truncated" not in f]
+    assert sorted(seen) == good and len(skipped) == 2

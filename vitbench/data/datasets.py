@@ -145,6 +145,7 @@ class EvalDataset(torch.utils.data.Dataset):
             pos = {c: i for i, c in enumerate(self.subset)}
             order = [i for i in order if targets[i] in pos]
             targets = [pos.get(t, -1) for t in targets]
+        order = canonical_order(order, files, targets, listing.layout)
         if limit is not None:
             order = order[:limit]
         self._rows = order                       # item -> row of the listing
@@ -176,6 +177,25 @@ class EvalDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (f"EvalDataset({self.spec.name!r}, root={self.root!r}, layout={self.layout!r}, "
                 f"n_images={self.n_images}, n_expected={self.n_expected})")
+
+
+def canonical_order(rows: list[int], files: list[str], targets: list[int], layout: str) -> list[int]:
+    """The order items are evaluated in, and so what `--limit N` takes first, the same in every layout:
+    ImageNet-val by validation file number (the official order, which mixes classes); a Hugging Face
+    split in its own row order; otherwise round-robin over classes (each class's 1st image, then each
+    class's 2nd, ...), so a limited smoke run still covers every class."""
+    numbers = [val_number(files[r]) for r in rows]
+    if rows and all(n is not None for n in numbers):
+        return [r for _, r in sorted(zip(numbers, rows))]
+    if layout.startswith("hf:"):
+        return list(rows)
+    seen: dict[int, int] = {}
+    keyed = []
+    for r in rows:                                   # rows are sorted by class, then file name
+        k = seen.get(targets[r], 0)
+        seen[targets[r]] = k + 1
+        keyed.append((k, targets[r], r))
+    return [r for _, _, r in sorted(keyed)]
 
 
 def _real_label_sets(files: list[str], rows: list[int], listing: Listing) -> list[tuple[int, ...]]:
