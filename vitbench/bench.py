@@ -271,10 +271,10 @@ def measured_here(path: Path, device: str) -> bool:
 def _ensure_stats(results_dir: Path, name: str) -> None:
     """The benchmark CSV takes GMACs/activations from stats records; write one if missing (cheap)."""
     from vitbench.records import stats_path, write_record
-    from vitbench.stats import stats_record
+    from vitbench.stats import is_current, stats_record
 
     path = stats_path(results_dir, name)
-    if not path.exists():
+    if not is_current(path):
         try:
             write_record(path, stats_record(name))
         except Exception as e:  # noqa: BLE001 - the throughput record stands without it

@@ -93,6 +93,7 @@ class StatsRecord:
     gmacs_no_attn: float             # gmacs without the attention matmuls (older card convention)
     macts: float                     # output elements of those ops, 1e6
     macts_no_attn: float | None = None   # without the attention-matmul outputs (older card convention)
+    count_rules: int | None = None   # stats.COUNT_RULES the numbers were counted with
     provenance: Provenance | None = None
     kind: str = "stats"
     schema_version: int = SCHEMA_VERSION

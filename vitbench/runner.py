@@ -206,7 +206,7 @@ def _stats(name: str, cfg: RunConfig, summary: Summary) -> None:
     from vitbench import stats
 
     path = records.stats_path(cfg.results_dir, name)
-    if path.is_file() and not cfg.force:
+    if stats.is_current(path) and not cfg.force:
         return
     try:
         rec = stats.stats_record(name)

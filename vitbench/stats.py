@@ -47,6 +47,11 @@ log = logging.getLogger(__name__)
 aten = torch.ops.aten
 
 
+# Bumped whenever a counting rule changes; a stats record counted under other rules is recounted.
+# 1: linear/conv/attention; 2: + norms (timm's convention) and macts_no_attn.
+COUNT_RULES = 2
+
+
 @dataclass(frozen=True)
 class Stats:
     param_count: int        # parameters
@@ -268,6 +273,18 @@ def count_stats(model_or_name) -> Stats:
 
 # ---------------------------------------------------------------------------- records and the CLI
 
+def is_current(path: Path) -> bool:
+    """Whether the stats record at `path` exists and was counted with today's rules."""
+    from vitbench.records import read_record
+
+    if not path.exists():
+        return False
+    try:
+        return read_record(path).count_rules == COUNT_RULES
+    except ValueError:
+        return False                      # a corrupt record is recounted, not trusted
+
+
 def stats_record(name: str):
     """The StatsRecord of registered checkpoint `name`."""
     from vitbench.records import StatsRecord, provenance
@@ -284,6 +301,7 @@ def stats_record(name: str):
         gmacs_no_attn=round(s.gmacs_no_attn, 4),
         macts=round(s.macts, 4),
         macts_no_attn=round(s.macts_no_attn, 4),
+        count_rules=COUNT_RULES,
         provenance=provenance("cpu"),
     )
 
