@@ -23,11 +23,11 @@ from typing import Callable, TypeVar
 
 import torch
 
+from vitbench.precision import PRECISIONS, autocast, input_dtype
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-PRECISIONS = ("fp32", "amp_bf16", "amp_fp16", "bf16")
 
 # Batch sizes tried, largest first, after an out-of-memory error (timm's benchmark decays the same way).
 BATCH_LADDER = (1024, 768, 512, 384, 256, 192, 128, 96, 64, 48, 32, 24, 16, 8, 4, 2, 1)
@@ -124,18 +124,6 @@ class Timing:
     peak_memory_mb: float | None
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision == "amp_bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "amp_fp16":
-        return torch.autocast(device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-def _input_dtype(precision: str) -> torch.dtype:
-    return torch.bfloat16 if precision == "bf16" else torch.float32
-
-
 class _Clock:
     """Elapsed milliseconds of a block: CUDA events on CUDA, perf_counter on CPU."""
 
@@ -164,14 +152,14 @@ class _Clock:
 def time_model(model: torch.nn.Module, batch_size: int, img_size: int, device: torch.device,
                precision: str, channels_last: bool, s: BenchSettings) -> Timing:
     """Warm up, then time `s.repeats` runs of `s.timed_steps` forward passes at `batch_size`."""
-    x = torch.randn(batch_size, 3, img_size, img_size, device=device, dtype=_input_dtype(precision))
+    x = torch.randn(batch_size, 3, img_size, img_size, device=device, dtype=input_dtype(precision))
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     on_device = torch.cuda.device(device) if cuda else contextlib.nullcontext()   # events on its stream
-    with on_device, torch.inference_mode(), _autocast(device, precision):
+    with on_device, torch.inference_mode(), autocast(device, precision):
         for _ in range(s.warmup_steps):
             model(x)
         rates = []

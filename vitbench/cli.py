@@ -15,9 +15,9 @@ import os
 import sys
 from pathlib import Path
 
+from vitbench.precision import PRECISIONS
 from vitbench.registry import UnknownModelError, get_checkpoint, list_models
 
-PRECISIONS = ("fp32", "amp_bf16", "amp_fp16", "bf16")
 DATASETS = ("imagenet", "real", "v2", "sketch", "r", "a")
 
 

@@ -13,7 +13,6 @@ model-vs-model tests can be recomputed without rerunning.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import os
@@ -27,7 +26,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-PRECISIONS = ("fp32", "amp_bf16", "amp_fp16", "bf16")
+from vitbench.precision import PRECISIONS, autocast, input_dtype
+
 TOPK = 5
 Z_95 = 1.959963984540054   # standard-normal quantile for a two-sided 95% interval
 
@@ -139,19 +139,6 @@ def build_loader(dataset, batch_size: int, workers: int = 0, device: str = "cpu"
 
 # ---------------------------------------------------------------------------- phase 2: run
 
-def _autocast(device: str, precision: str):
-    device_type = torch.device(device).type
-    if precision == "amp_bf16":
-        return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
-    if precision == "amp_fp16":
-        return torch.autocast(device_type=device_type, dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-def _input_dtype(precision: str) -> torch.dtype:
-    return torch.bfloat16 if precision == "bf16" else torch.float32
-
-
 def _make_metrics(num_classes: int, device: str):
     from torchmetrics.classification import MulticlassAccuracy
 
@@ -200,8 +187,8 @@ def run_model(model: nn.Module, loader, spec: EvalSpec, device: str = "cpu", pre
             y_host = torch.as_tensor(targets).long()
             x = images.to(dev, non_blocking=non_blocking)
             y = y_host.to(dev, non_blocking=non_blocking)
-            x = normalize_batch(x, spec.mean, spec.std, _input_dtype(precision))   # (B, 3, H, W)
-            with _autocast(device, precision):
+            x = normalize_batch(x, spec.mean, spec.std, input_dtype(precision))    # (B, 3, H, W)
+            with autocast(device, precision):
                 logits = model(x)
             logits = restrict_logits(logits.float(), subset_t)                       # (B, C')
             if top1_m is None:

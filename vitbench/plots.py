@@ -6,7 +6,6 @@ deterministic (Agg backend, fixed size and dpi, no 'Software' metadata).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 

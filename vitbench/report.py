@@ -20,7 +20,14 @@ import jinja2
 
 from vitbench import plots
 from vitbench.catalog import published_benchmarks, published_results
-from vitbench.records import BenchRecord, EvalRecord, StatsRecord, atomic_write_text, load_records, safe_name
+from vitbench.records import (
+    BenchRecord,
+    EvalRecord,
+    StatsRecord,
+    atomic_write_text,
+    load_records,
+    safe_name,
+)
 from vitbench.registry import CheckpointCfg, get_checkpoint, is_registered, list_models
 from vitbench.results import BASELINE, DATASET_ORDER, results_frame
 

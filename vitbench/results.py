@@ -17,7 +17,13 @@ from pathlib import Path
 import pandas as pd
 
 from vitbench.catalog import RESULTS_CSV, published_results
-from vitbench.records import BenchRecord, EvalRecord, StatsRecord, atomic_write_text, load_records
+from vitbench.records import (
+    BenchRecord,
+    EvalRecord,
+    StatsRecord,
+    atomic_write_text,
+    load_records,
+)
 
 TIMM_RESULT_COLUMNS = [
     "model", "img_size", "top1", "top1_err", "top5", "top5_err", "param_count", "crop_pct", "interpolation",

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vitbench import records
+from vitbench.precision import PRECISIONS
 from vitbench.records import EvalRecord, WeightsInfo, eval_path, write_record
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "amp_bf16", "amp_fp16", "bf16")
 DEFAULT_BATCH = {"cuda": 256, "cpu": 32}
 _ROUND = 4   # decimals kept for percentages in records
 

@@ -225,7 +225,11 @@ def _from_hub(repo_id: str, fmt: str, cache_dir: Path, looked: list[str]) -> Res
     """Download from the Hub; every failure becomes a line in `looked`, never an exception."""
     global _HUB_UNREACHABLE
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.utils import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     if hub_offline():
         looked.append(f"HF hub {repo_id}: not asked, offline (HF_HUB_OFFLINE=1)")

@@ -19,10 +19,25 @@ from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
 import torch
-from vitbench.catalog import RESULTS_CSV, imagenet_synsets, real_labels, subset_indices, subset_synsets
+
+from vitbench.catalog import (
+    RESULTS_CSV,
+    imagenet_synsets,
+    real_labels,
+    subset_indices,
+    subset_synsets,
+)
 from vitbench.data.layouts import (
-    DatasetLayoutError, DatasetNotFoundError, Listing, is_image, load_hf, read_class_folders,
-    read_flat, read_hf, val_number, WNID_RE,
+    WNID_RE,
+    DatasetLayoutError,
+    DatasetNotFoundError,
+    Listing,
+    is_image,
+    load_hf,
+    read_class_folders,
+    read_flat,
+    read_hf,
+    val_number,
 )
 from vitbench.data.transforms import pil_to_uint8_tensor, to_rgb
 

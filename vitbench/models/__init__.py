@@ -10,8 +10,6 @@ from pathlib import Path
 import torch.nn as nn
 
 from vitbench.data.config import DataConfig
-from vitbench.models._registry import get_builder, list_architectures, register_model
-from vitbench.registry import get_checkpoint, is_registered
 
 # Each family module registers its architectures on import.
 from vitbench.models import (  # noqa: E402,F401
@@ -20,6 +18,8 @@ from vitbench.models import (  # noqa: E402,F401
     vision_transformer_hybrid,
     vision_transformer_relpos,
 )
+from vitbench.models._registry import get_builder, list_architectures, register_model
+from vitbench.registry import get_checkpoint, is_registered
 
 
 def _default_data_config(model: nn.Module) -> DataConfig:

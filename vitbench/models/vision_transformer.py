@@ -18,7 +18,13 @@ import torch.nn.functional as F
 
 from vitbench.models._base import ViTBase
 from vitbench.models._registry import register_model
-from vitbench.models.layers import Attention, LayerScale, Mlp, PatchEmbed, resample_abs_pos_embed
+from vitbench.models.layers import (
+    Attention,
+    LayerScale,
+    Mlp,
+    PatchEmbed,
+    resample_abs_pos_embed,
+)
 
 __all__ = ["VisionTransformer", "Block", "ParallelScalingBlock", "checkpoint_filter_fn", "build_vit"]
 

@@ -19,7 +19,9 @@ import torch.nn as nn
 from vitbench.models._registry import register_model
 from vitbench.models.resnetv2 import ResNetV2
 from vitbench.models.vision_transformer import VisionTransformer
-from vitbench.models.vision_transformer import checkpoint_filter_fn as vit_checkpoint_filter_fn
+from vitbench.models.vision_transformer import (
+    checkpoint_filter_fn as vit_checkpoint_filter_fn,
+)
 
 __all__ = ["HybridEmbed", "checkpoint_filter_fn", "hf_config_to_kwargs", "build_vit_hybrid"]
 
