@@ -19,7 +19,7 @@ from pathlib import Path
 import jinja2
 
 from vitbench import plots
-from vitbench.catalog import published_benchmarks, published_results
+from vitbench.catalog import published_benchmarks, published_top1
 from vitbench.records import (
     BenchRecord,
     EvalRecord,
@@ -137,11 +137,6 @@ class Records:
         ok = [r for r in self.evals_of(checkpoint, dataset) if r.status == "ok"]
         same = [r for r in ok if r.precision == precision]
         return (same or ok or [None])[0]
-
-
-def published_top1(dataset: str, checkpoint: str) -> float | None:
-    table_ = published_results(dataset)
-    return float(table_.loc[checkpoint, "top1"]) if checkpoint in table_.index else None
 
 
 # ---------------------------------------------------------------------------- architecture facts

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vitbench.catalog import RESULTS_CSV, published_results
+from vitbench.catalog import RESULTS_CSV, published_top1
 from vitbench.records import (
     BenchRecord,
     EvalRecord,
@@ -76,11 +76,8 @@ def param_count_m(stats: StatsRecord | None) -> float:
 # ---------------------------------------------------------------------------- results
 
 def _published_top1(dataset: str, checkpoint: str) -> float:
-    try:
-        table = published_results(dataset)
-    except (FileNotFoundError, KeyError):
-        return float("nan")
-    return float(table.loc[checkpoint, "top1"]) if checkpoint in table.index else float("nan")
+    top1 = published_top1(dataset, checkpoint)
+    return float("nan") if top1 is None else top1
 
 
 def _base_frame(results_dir: Path, dataset: str, stats: dict[str, StatsRecord]) -> pd.DataFrame:

@@ -70,6 +70,14 @@ def published_results(dataset: str):
         return pd.read_csv(f).set_index("model")
 
 
+def published_top1(dataset: str, checkpoint: str) -> float | None:
+    """timm's published top-1 of `checkpoint` on `dataset`, or None when timm publishes none."""
+    if dataset not in RESULTS_CSV:
+        return None
+    table = published_results(dataset)
+    return float(table.loc[checkpoint, "top1"]) if checkpoint in table.index else None
+
+
 def published_benchmarks() -> dict[str, "object"]:
     """timm's published benchmark CSVs by file stem, each a DataFrame indexed by architecture."""
     import pandas as pd
