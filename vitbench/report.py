@@ -10,6 +10,7 @@ lay them out. Sorting is explicit everywhere, so the same records give byte-iden
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -47,21 +48,10 @@ SHIFT_SETS = ("real", "v2", "sketch", "r", "a")
 SHORT = {"imagenet": "IN-1k", "real": "ReaL", "v2": "V2", "sketch": "Sketch", "r": "R", "a": "A",
          "r-clean": "R-clean", "a-clean": "A-clean"}
 
-# The SBB size table of timm's cards (seed 000): variant, width, mlp width, mult, heads, depth, timm orig.
-SBB_SIZES = (
-    ("tiny", 192, 768, "4", 3, "12", "n"),
-    ("wee", 256, 1280, "5", 4, "14", "y"),
-    ("pwee", 256, 1280, "5", 4, "16 (parallel)", "y"),
-    ("small", 384, 1536, "4", 6, "12", "n"),
-    ("little", 320, 1792, "5.6", 5, "14", "y"),
-    ("medium", 512, 2048, "4", 8, "12", "y"),
-    ("mediumd", 512, 2048, "4", 8, "20", "y"),
-    ("betwixt", 640, 2560, "4", 10, "12", "y"),
-    ("base", 768, 3072, "4", 12, "12", "n"),
-)
-# Embedding width by the size word of an architecture name (timm's ViT size names).
-WIDTHS = {"tiny": 192, "wee": 256, "pwee": 256, "small": 384, "little": 320, "medium": 512,
-          "mediumd": 512, "betwixt": 640, "base": 768, "large": 1024}
+# The SBB size table of timm's cards (seed 000): its variants in order and whether each originates in
+# timm; widths, mlp widths, heads and depths come from the models' own size table.
+SBB_VARIANTS = (("tiny", "n"), ("wee", "y"), ("pwee", "y"), ("small", "n"), ("little", "y"),
+                ("medium", "y"), ("mediumd", "y"), ("betwixt", "y"), ("base", "n"))
 # Lineages that make one family for a card's comparison table.
 FAMILIES = {"sbb_in1k": "sbb", "sbb_in1k_rope": "sbb", "sbb_in12k_ft_in1k": "sbb",
             "orig_in21k_ft_in1k": "google", "augreg_in21k_ft_in1k": "google", "augreg2_in21k_ft_in1k": "google"}
@@ -153,21 +143,39 @@ class Shapes:
         return self.prefix + self.grid * self.grid
 
 
-def arch_shapes(cfg: CheckpointCfg) -> Shapes | None:
-    """Token and feature-map shapes from the architecture name (timm's naming): the size word gives the
-    width, `patchN` / `sN` the patch (stride), `regN` register tokens, `_gap` no class token."""
-    parts = cfg.architecture.split("_")
-    size = next((p for p in parts if p in WIDTHS), None)
-    patch = next((int(m.group(1)) for p in parts if (m := re.fullmatch(r"(?:patch|s)(\d+)", p))), None)
-    if size is None or patch is None:
-        return None
-    regs = next((int(m.group(1)) for p in parts if (m := re.fullmatch(r"reg(\d+)", p))), 0)
-    cls_token = 0 if "gap" in parts else 1
-    return Shapes(WIDTHS[size], patch, cfg.img_size // patch, regs + cls_token)
+@functools.cache
+def _shapes_of(name: str) -> Shapes:
+    import torch
+
+    from vitbench.models import create_model
+
+    with torch.device("meta"):                    # shapes only: no memory, no compute
+        m = create_model(name)
+    return Shapes(m.embed_dim, m.patch_size, m.img_size // m.patch_size, m.num_prefix_tokens)
+
+
+def arch_shapes(cfg: CheckpointCfg) -> Shapes:
+    """Token and feature-map shapes of the checkpoint's model (built on the meta device)."""
+    return _shapes_of(cfg.name)
 
 
 def size_word(cfg: CheckpointCfg) -> str | None:
-    return next((p for p in cfg.architecture.split("_") if p in WIDTHS), None)
+    """The size name in the architecture (timm's naming: tiny, small, betwixt, ...)."""
+    from vitbench.models.vision_transformer import SIZES
+
+    return next((p for p in cfg.architecture.split("_") if p in SIZES), None)
+
+
+def sbb_size_table() -> dict:
+    from vitbench.models.vision_transformer import SIZES
+
+    rows = []
+    for variant, timm_orig in SBB_VARIANTS:
+        width, depth, heads, mlp_ratio = SIZES[variant]
+        depth_text = f"{depth} (parallel)" if variant == "pwee" else str(depth)
+        rows.append([variant, str(width), f"{round(width * mlp_ratio)} ({mlp_ratio:g})", str(heads),
+                     depth_text, timm_orig])
+    return table(["variant", "width", "mlp width (mult)", "heads", "depth", "timm orig"], rows)
 
 
 def related(cfg: CheckpointCfg) -> list[str]:
@@ -296,8 +304,7 @@ def throughput_view(cfg: CheckpointCfg, recs: Records) -> dict:
 
 def card_view(cfg: CheckpointCfg, recs: Records) -> dict:
     datasets = [slug(cfg.dataset)] + ([slug(cfg.pretrain_dataset)] if cfg.pretrain_dataset else [])
-    sizes = table(["variant", "width", "mlp width (mult)", "heads", "depth", "timm orig"],
-                  [[v, str(w), f"{m} ({mult})", str(h), d, o] for v, w, m, mult, h, d, o in SBB_SIZES])
+    sizes = sbb_size_table() if cfg.size_table == "sbb" else None
     return {
         "name": cfg.name,
         "library_name": cfg.library_name,
@@ -305,7 +312,7 @@ def card_view(cfg: CheckpointCfg, recs: Records) -> dict:
         "tags": ["image-classification", cfg.library_name],
         "datasets": datasets,
         "description": cfg.description.strip(),
-        "size_table": sizes if cfg.size_table == "sbb" else None,
+        "size_table": sizes,
         "model_type": cfg.model_type,
         "stats": stats_view(recs.stats.get(cfg.name), cfg),
         "papers": [{"title": p.title, "url": p.url} for p in cfg.papers],
