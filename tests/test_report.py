@@ -269,6 +269,33 @@ def test_paired_section_from_predictions(tmp_path):
             " | 100 | 30 | 0 |") in text
 
 
+def test_paired_test_matches_images_by_file_name(tmp_path):
+    """Two runs that list the same images in another order, under another data root, still pair
+    image by image (a pairing by row position would compare different images)."""
+    import pandas as pd
+
+    from vitbench.records import read_record, write_record
+
+    shutil.copytree(RECORDS / "records", tmp_path / "records")
+    files = [f"ILSVRC2012_val_{n:08d}.JPEG" for n in range(1, 61)]
+    a_right = set(files[:40])                       # A right on the first 40 images, B on the last 40
+    runs = {"vit_betwixt_patch16_rope_reg4_gap_256.sbb_in1k": ("/data/a", files, a_right),
+            "vit_base_patch16_rope_reg1_gap_256.sbb_in1k": ("/mnt/b", files[::-1], set(files[20:]))}
+    for name, (root, order, right) in runs.items():
+        rec_path = tmp_path / "records" / "imagenet" / f"{name}__fp32.json"
+        rec = read_record(rec_path)
+        rec.predictions_file = f"{name}__fp32.parquet"
+        write_record(rec_path, rec)
+        pd.DataFrame({"index": range(len(order)), "file": [f"{root}/{f}" for f in order], "target": [1] * 60,
+                      "top5_idx": [[1, 2, 3, 4, 5] if f in right else [2, 1, 3, 4, 5] for f in order]}
+                     ).to_parquet(rec_path.with_suffix(".parquet"))
+    render_reports(tmp_path, tmp_path / "out")
+    text = (tmp_path / "out" / "comparison.md").read_text()
+    # by file: only A right on images 1-20, only B on 41-60 (by row position both runs would agree: 0 | 0)
+    assert ("| vit_betwixt_patch16_rope_reg4_gap_256.sbb_in1k (fp32) | vit_base_patch16_rope_reg1_gap_256.sbb_in1k (fp32)"
+            " | 60 | 20 | 20 |") in text
+
+
 def test_crowded_plot_numbers_points_with_a_key(tmp_path):
     """Past MAX_NAMED points, names move to a key beside the axes (a wider figure), so dense
     clusters stay readable; coincident points share one label."""

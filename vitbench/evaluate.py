@@ -350,8 +350,8 @@ def write_predictions(path: Path, result: EvalResult, files: Sequence | None = N
     return Path(path)
 
 
-def read_predictions(path: Path):
-    """The parquet written by `write_predictions`, as a pandas DataFrame."""
+def read_predictions(path: Path, columns: Sequence[str] | None = None):
+    """The parquet written by `write_predictions` (optionally only `columns`), as a DataFrame."""
     import pandas as pd
 
-    return pd.read_parquet(path)
+    return pd.read_parquet(path, columns=list(columns) if columns else None)

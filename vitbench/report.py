@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -466,22 +467,28 @@ def mcnemar(correct_a, correct_b) -> tuple[int, int, float]:
     return b, c, math.erfc(math.sqrt(chi2 / 2))
 
 
-def _correct_by_index(results_dir: Path, rec: EvalRecord) -> dict[int, bool] | None:
-    """index -> top-1 correct, from a record's predictions parquet (None when it is not there)."""
+def _correct_by_image(results_dir: Path, rec: EvalRecord) -> dict | None:
+    """image -> top-1 correct, from a record's predictions parquet (None when it is not there). An
+    image is its file name (ImageNet-val names are unique), so two runs pair up whatever their data
+    root, layout or order; a dataset without file names falls back to the item index."""
     path = Path(results_dir) / "records" / rec.dataset / (rec.predictions_file or "")
     if not rec.predictions_file or not path.is_file():
         return None
-    import pandas as pd
+    from vitbench.evaluate import read_predictions
 
-    df = pd.read_parquet(path, columns=["index", "target", "top5_idx"])
-    return {int(i): int(t5[0]) == int(t) for i, t, t5 in zip(df["index"], df["target"], df["top5_idx"])}
+    df = read_predictions(path)
+    if "file" in df and df["file"].notna().all():
+        keys = [os.path.basename(f) for f in df["file"]]
+    else:
+        keys = [int(i) for i in df["index"]]
+    return {k: int(t5[0]) == int(t) for k, t, t5 in zip(keys, df["target"], df["top5_idx"])}
 
 
 def paired_view(results_dir: Path, recs: Records, dataset: str = "imagenet") -> dict | None:
     """McNemar tests between checkpoints adjacent on the leaderboard, from the per-sample predictions."""
     ranked = sorted((r for r in recs.evals if r.status == "ok" and r.dataset == dataset),
                     key=lambda r: (-r.top1, r.checkpoint, r.precision))
-    loaded = [(r, c) for r in ranked if (c := _correct_by_index(results_dir, r)) is not None]
+    loaded = [(r, c) for r in ranked if (c := _correct_by_image(results_dir, r)) is not None]
     rows = []
     for (ra, ca), (rb, cb) in zip(loaded, loaded[1:]):
         common = sorted(set(ca) & set(cb))
