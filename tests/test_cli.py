@@ -114,9 +114,18 @@ def test_bare_machine_main_job(no_hub, cheap_bench, tmp_path, capsys):
             assert "--data-root" in r.reason and "--weights-dir" in r.reason
     assert (res / "benchmark-infer-fp32-cpu.csv").is_file()
     assert (rep / "cards" / f"{TINY}.md").is_file() and (rep / "comparison.md").is_file()
-    # a rerun is not a no-op for not-run jobs: they are retried (and stay not run)
-    assert cli.main(argv + ["--no-bench", "--no-report"]) == 0
+    # a rerun retries the not-run jobs (they stay not run) and changes no file: no record, CSV, card
+    # or plot is rewritten, so a results folder under git stays clean
+    before = _files(tmp_path)
+    assert cli.main(argv) == 0
     assert "not run: 8" in capsys.readouterr().out
+    assert _files(tmp_path) == before
+
+
+def _files(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under root: (mtime in ns, bytes)."""
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(root.rglob("*")) if p.is_file() and "hf" not in p.relative_to(root).parts}
 
 
 def test_run_as_a_process_on_a_bare_machine(tmp_path):

@@ -6,6 +6,7 @@ deterministic (Agg backend, fixed size and dpi, no 'Software' metadata).
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from vitbench.records import atomic_write_bytes  # noqa: E402
 
 DPI = 100
 FIGSIZE = (11, 7.5)
@@ -120,13 +123,11 @@ def scatter(path: Path, points: list[Point], *, title: str, xlabel: str, ylabel:
         _number(fig, ax, points)
     else:
         fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
-    tmp.replace(path)
-    return path
+    atomic_write_bytes(Path(path), buf.getvalue())   # same bytes as on disk: the file is left alone
+    return Path(path)
 
 
 __all__ = ["Point", "pareto_front", "scatter"]

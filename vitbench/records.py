@@ -146,8 +146,11 @@ def bench_path(results_dir: Path, checkpoint: str, precision: str, device: str) 
 # ---------------------------------------------------------------------------- io
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
+    """Write `data` to `path` so that readers see the old file or the new one, never a part. A file
+    that already holds exactly `data` is left untouched (a rerun changes no mtime, rewrites nothing)."""
     path = Path(path)
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -168,6 +171,18 @@ def atomic_write_text(path: Path, text: str) -> None:
 def write_record(path: Path, record) -> Path:
     atomic_write_text(path, json.dumps(asdict(record), indent=2, sort_keys=False) + "\n")
     return Path(path)
+
+
+def same_but_when(a, b) -> bool:
+    """Whether two records say the same thing, apart from when they were written
+    (provenance.created_at): a rerun that finds nothing new must not rewrite the record."""
+    def strip(rec) -> dict:
+        d = asdict(rec)
+        if d.get("provenance"):
+            d["provenance"].pop("created_at", None)
+        return d
+
+    return type(a) is type(b) and strip(a) == strip(b)
 
 
 def _from_dict(cls, data: dict):

@@ -421,23 +421,52 @@ def published_check_view(recs: Records) -> dict | None:
             "n_outside": sum(r[-1] == "**outside 95% CI**" for r in rows)}
 
 
-def unmeasured_view(recs: Records) -> dict | None:
-    """One row per (checkpoint, status): the datasets it covers and the first line of each distinct
-    reason; the checkpoint's card holds the full reasons and how to fix them."""
-    groups: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
-    for r in sorted(recs.evals, key=lambda r: (r.checkpoint, DATASET_ORDER.index(r.dataset)
-                                                if r.dataset in DATASET_ORDER else 99, r.precision)):
+def _generic_reason(checkpoint: str, text: str) -> str:
+    """A not-run reason with its checkpoint's name taken out, so the same cause reads the same for
+    every checkpoint (`No weights found for 'NAME' ... timm/NAME`)."""
+    return text.strip().replace(checkpoint, "NAME") or "no reason recorded"
+
+
+def unmeasured_groups(recs: Records) -> list[dict]:
+    """Jobs with a record that is not 'ok', one group per distinct (status, reason): how many jobs,
+    which checkpoints and which datasets. A record's reason holds independent reasons a blank line
+    apart (no weights / no dataset); each counts in its own group. Largest group first."""
+    groups: dict[tuple[str, str], dict] = {}
+    order = {d: i for i, d in enumerate(DATASET_ORDER)}
+    for r in recs.evals:
         if r.status == "ok":
             continue
-        datasets, reasons = groups.setdefault((r.checkpoint, r.status.replace("_", " ")), ([], []))
-        datasets.append(f"{r.dataset} ({r.precision})")
         for text in (r.reason or "no reason recorded").split("\n\n"):
-            first = text.strip().splitlines()[0] if text.strip() else "no reason recorded"
-            if first not in reasons:
-                reasons.append(first)
-    rows = [[name, status, ", ".join(ds), " / ".join(reasons)] for (name, status), (ds, reasons) in groups.items()]
-    return {"table": table(["model", "status", "datasets", "why (first line; the card has the rest)"], rows)} \
-        if rows else None
+            key = (r.status.replace("_", " "), _generic_reason(r.checkpoint, text))
+            g = groups.setdefault(key, {"jobs": 0, "checkpoints": set(), "datasets": set()})
+            g["jobs"] += 1
+            g["checkpoints"].add(r.checkpoint)
+            g["datasets"].add((order.get(r.dataset, 99), r.dataset, r.precision))
+    out = []
+    for (status, text), g in sorted(groups.items(), key=lambda kv: (-kv[1]["jobs"], kv[0])):
+        out.append({"status": status, "first_line": text.splitlines()[0], "text": text, "jobs": g["jobs"],
+                    "checkpoints": sorted(g["checkpoints"]),
+                    "datasets": [f"{d} ({p})" for _, d, p in sorted(g["datasets"])]})
+    return out
+
+
+def checkpoints_text(names: list[str], most: int = 8) -> str:
+    """A list of checkpoints short enough for one table cell."""
+    if len(names) == len(list_models()) and set(names) == set(list_models()):
+        return f"all {len(names)} registered checkpoints"
+    if len(names) <= most:
+        return ", ".join(names)
+    return ", ".join(names[:most]) + f", and {len(names) - most} more (their cards say which)"
+
+
+def unmeasured_view(recs: Records) -> dict | None:
+    """One row per distinct reason a job was not measured, with its count and the checkpoints and
+    datasets it affects; the checkpoint's card holds the full reason and how to fix it."""
+    groups = unmeasured_groups(recs)
+    rows = [[g["status"], g["first_line"], str(g["jobs"]), checkpoints_text(g["checkpoints"]),
+             ", ".join(g["datasets"])] for g in groups]
+    return {"table": table(["status", "why (first line; NAME = the checkpoint; its card has the rest)", "jobs",
+                            "checkpoints", "datasets"], rows), "groups": groups} if rows else None
 
 
 def published_table_view() -> dict:
@@ -597,7 +626,15 @@ def environment(templates_dir: Path | None = None) -> jinja2.Environment:
                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
 
 
+# A source checkout's own templates/ (beside the vitbench package) wins over an installed copy, so a
+# checkout run with PYTHONPATH renders with its templates, not those of whichever tree was installed.
+_CHECKOUT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
 def _packaged_template(name: str) -> str | None:
+    local = _CHECKOUT_TEMPLATES / name
+    if (_CHECKOUT_TEMPLATES / "comparison.md.j2").is_file() and local.is_file():
+        return local.read_text(encoding="utf-8")
     entry = resources.files("vitbench.templates").joinpath(name)
     return entry.read_text(encoding="utf-8") if entry.is_file() else None
 

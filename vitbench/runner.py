@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -22,6 +23,8 @@ import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from vitbench import records
 from vitbench.precision import PRECISIONS
@@ -178,10 +181,14 @@ def _satisfies(rec, cfg: RunConfig) -> bool:
 
 
 def _write_unless_ok(job: Job, rec: EvalRecord) -> None:
-    """A not_run/failed record never replaces an 'ok' one (a --force rerun that fails keeps the old numbers)."""
+    """A not_run/failed record never replaces an 'ok' one (a --force rerun that fails keeps the old
+    numbers), and one that says what the record on disk already says leaves it untouched (no new
+    timestamp: a rerun on the same machine changes no file)."""
     old = _read_existing(job.record)
     if old is not None and old.status == "ok":
         log.warning("%s: keeping the existing 'ok' record (%s)", job.record, rec.status)
+        return
+    if old is not None and records.same_but_when(old, rec):
         return
     write_record(job.record, rec)
 
@@ -217,7 +224,7 @@ def _stats(name: str, cfg: RunConfig, summary: Summary) -> None:
     if rec.provenance is None:
         rec = replace(rec, provenance=records.provenance("cpu"))
     write_record(path, rec)
-    log.info("stats %s: %.2fM params, %.2f GMACs", name, rec.param_count / 1e6, rec.gmacs)
+    log.debug("stats %s: %.2fM params, %.2f GMACs", name, rec.param_count / 1e6, rec.gmacs)
 
 
 def _bench(name: str, cfg: RunConfig, summary: Summary) -> None:
@@ -238,7 +245,7 @@ def _bench(name: str, cfg: RunConfig, summary: Summary) -> None:
     if rec.provenance is None:
         rec = replace(rec, provenance=records.provenance(cfg.device))
     write_record(path, rec)
-    log.info("bench %s: %.1f img/s at batch %d on %s", name, rec.samples_per_sec, rec.batch_size, cfg.device)
+    log.debug("bench %s: %.1f img/s at batch %d on %s", name, rec.samples_per_sec, rec.batch_size, cfg.device)
 
 
 # ---------------------------------------------------------------------------- eval jobs
@@ -325,7 +332,7 @@ def _run_job(job: Job, slot: _ModelSlot, cfg: RunConfig, summary: Summary) -> No
         return _failed(job, cfg, summary, slot.error)
     data_config = model.data_config
     ds.transform = create_crop_transform(data_config)
-    log.info("eval %s: %d images", tag, len(ds))
+    log.debug("eval %s: %d images", tag, len(ds))
     try:
         rec = _evaluate_job(job, model, ds, data_config, cfg)
     except Exception as e:  # noqa: BLE001 - bad image, OOM, a model bug: this job fails, the run goes on
@@ -333,7 +340,7 @@ def _run_job(job: Job, slot: _ModelSlot, cfg: RunConfig, summary: Summary) -> No
         return _failed(job, cfg, summary, _error_text(e, cfg), tb=traceback.format_exc())
     write_record(job.record, rec)
     summary.done.append(tag)
-    log.info("done %s: top1 %s top5 %s (%d images scored of %d, %.1f img/s)", tag, rec.top1, rec.top5,
+    log.debug("done %s: top1 %s top5 %s (%d images scored of %d, %.1f img/s)", tag, rec.top1, rec.top5,
              rec.n_scored, rec.n_images, rec.images_per_sec)
 
 
@@ -380,7 +387,7 @@ def _not_run(job: Job, cfg: RunConfig, summary: Summary, reasons: list[tuple[str
     reason = "\n\n".join(r for _, r in reasons)   # independent reasons, a blank line apart
     _write_unless_ok(job, _base_record(job, cfg, status="not_run", reason=reason))
     summary.not_run.append((f"{job.checkpoint} {job.dataset}", reasons))
-    log.info("not run %s %s: %s", job.checkpoint, job.dataset, "; ".join(g for g, _ in reasons))
+    log.debug("not run %s %s: %s", job.checkpoint, job.dataset, "; ".join(g for g, _ in reasons))
 
 
 def _failed(job: Job, cfg: RunConfig, summary: Summary, error: str, tb: str | None = None) -> None:
@@ -427,6 +434,14 @@ def _write_outputs(cfg: RunConfig, summary: Summary) -> None:
         summary.extra.append(f"{what}: {len(written)} file(s)")
 
 
+def _progress(total: int):
+    """One bar over the run's jobs (per-job lines go to -v); off when stderr is not a terminal."""
+    from tqdm.auto import tqdm
+
+    disable = bool(os.environ.get("TQDM_DISABLE")) or not sys.stderr.isatty()
+    return tqdm(total=total, desc="vitbench run", unit="job", disable=disable, dynamic_ncols=True)
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt():
     """`kill` stops the run like Ctrl-C: the job in flight is dropped, temp files are cleaned up."""
@@ -457,9 +472,13 @@ def run(cfg: RunConfig) -> int:
     log.info("%d checkpoint(s) x %d dataset(s) = %d job(s) on %s, %s; results in %s",
              len(cfg.checkpoints), len(jobs) // max(len(cfg.checkpoints), 1), len(jobs),
              cfg.device, cfg.precision, cfg.results_dir)
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), _progress(len(jobs)) as bar, logging_redirect_tqdm():
         for name in cfg.checkpoints:
-            _run_checkpoint(name, [j for j in jobs if j.checkpoint == name], cfg, summary)
+            bar.set_postfix_str(name, refresh=False)
+            mine = [j for j in jobs if j.checkpoint == name]
+            _run_checkpoint(name, mine, cfg, summary)
+            bar.update(len(mine))
+        bar.set_postfix_str("CSVs and reports")
         _write_outputs(cfg, summary)
     summary.extra.append(f"wall time {time.perf_counter() - t0:.1f} s; records under "
                          f"{Path(cfg.results_dir) / 'records'}")
