@@ -138,6 +138,7 @@ def test_write_results_only_datasets_with_records(tmp_path):
 def test_atomic_write_keeps_old_file_on_failure(results_dir, monkeypatch):
     results.write_results_csvs(results_dir)
     target = results_dir / "results-imagenet.csv"
+    target.write_bytes(target.read_bytes() + b"stale\n")   # differs, so the next write replaces it
     old = target.read_bytes()
 
     def boom(*a, **k):
