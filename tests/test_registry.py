@@ -65,3 +65,23 @@ def test_list_models_pattern():
 def test_resolve_data_config_from_name():
     dc = vitbench.resolve_data_config("deit_small_patch16_224.fb_in1k")
     assert dc.input_size == (3, 224, 224) and dc.mean == (0.485, 0.456, 0.406)
+
+
+def test_catalog_and_architecture_registry_agree():
+    """Every catalog checkpoint names a registered architecture; every architecture has a checkpoint."""
+    from vitbench.models import list_architectures
+
+    used = {get_checkpoint(n).architecture for n in list_models()}
+    assert sorted(used - set(list_architectures())) == []
+    assert sorted(set(list_architectures()) - used) == []
+
+
+def test_catalog_input_size_must_match_the_architecture():
+    from dataclasses import replace
+
+    from vitbench.models import build_model
+
+    cfg = get_checkpoint("deit_tiny_patch16_224.fb_in1k")
+    with pytest.raises(ValueError, match=r"input_size \(3, 256, 256\) does not match architecture "
+                                         r"'deit_tiny_patch16_224'.*224x224"):
+        build_model(cfg.architecture, cfg=replace(cfg, input_size=(3, 256, 256)))

@@ -18,13 +18,9 @@ from vitbench.models import (  # noqa: E402,F401
     vision_transformer_hybrid,
     vision_transformer_relpos,
 )
+from vitbench.models._builder import build_model
 from vitbench.models._registry import get_builder, list_architectures, register_model
 from vitbench.registry import get_checkpoint, is_registered
-
-
-def _default_data_config(model: nn.Module) -> DataConfig:
-    size = getattr(model, "img_size", 224)
-    return DataConfig((3, size, size), 0.9, "center", "bicubic", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 
 def create_model(name: str, pretrained: bool = False, weights: str | Path | None = None,
@@ -47,14 +43,12 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
     if resolved is not None:
         return _create_from_transformers(name, cfg, resolved, num_classes, **kwargs)
     arch = cfg.architecture if cfg else name
-    builder = get_builder(arch)
+    get_builder(arch)                     # an unknown name: UnknownModelError with suggestions
     if num_classes is None:
         num_classes = cfg.num_classes if cfg else 1000
     if cfg is not None and cfg.weights_format == "transformers":
         kwargs.setdefault("norm_eps", _TRANSFORMERS_LAYER_NORM_EPS)   # no config.json at hand
-    model = builder(num_classes=num_classes, **kwargs)
-    model.checkpoint_cfg = cfg
-    model.data_config = DataConfig.from_checkpoint(cfg) if cfg else _default_data_config(model)
+    model = build_model(arch, num_classes=num_classes, cfg=cfg, **kwargs)
     if pretrained or weights is not None:
         from vitbench.weights import load_pretrained
 
@@ -102,13 +96,10 @@ def _create_from_transformers(name, cfg, resolved, num_classes, **kwargs) -> nn.
     if num_classes is not None:
         model_kwargs["num_classes"] = num_classes
     arch = cfg.architecture if cfg else _TRANSFORMERS_ARCHS[model_type]
-    model = get_builder(arch)(**model_kwargs)
-    model.checkpoint_cfg = cfg
+    model = build_model(arch, cfg=cfg, **model_kwargs)      # config.json's sizes override the table's
     preprocessor = folder / "preprocessor_config.json"
     if preprocessor.is_file():
         model.data_config = DataConfig.from_preprocessor_config(preprocessor)
-    else:
-        model.data_config = DataConfig.from_checkpoint(cfg) if cfg else _default_data_config(model)
     id2label = hf_config.get("id2label")
     if id2label:
         model.id2label = {int(k): v for k, v in id2label.items()}
@@ -117,4 +108,4 @@ def _create_from_transformers(name, cfg, resolved, num_classes, **kwargs) -> nn.
     return model
 
 
-__all__ = ["create_model", "list_architectures", "register_model"]
+__all__ = ["create_model", "build_model", "list_architectures", "register_model"]

@@ -2,8 +2,8 @@
 
 A family subclasses `ViTBase`, builds `blocks`, `norm`, `fc_norm` and `head`, sets `num_classes`,
 `global_pool` ('avg' | 'token' | ''), `embed_dim`, `num_prefix_tokens`, `patch_size`, and defines
-`_tokens(x) -> (tokens, ctx)`: the patch tokens with prefix tokens and positions, plus whatever the
-blocks need per forward (None, or the rope tables). `_block(blk, x, ctx)` runs one block.
+`_tokens(x) -> (tokens, rope)`: the patch tokens with prefix tokens and positions, plus the rotary
+tables the blocks need (None without rope). Every block is called as `blk(x, rope)`.
 """
 from __future__ import annotations
 
@@ -26,9 +26,6 @@ class ViTBase(nn.Module):
     def _tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, object]:
         raise NotImplementedError
 
-    def _block(self, blk: nn.Module, x: torch.Tensor, ctx) -> torch.Tensor:
-        return blk(x)
-
     # -- head
     def get_classifier(self) -> nn.Module:
         return self.head
@@ -42,7 +39,7 @@ class ViTBase(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x, ctx = self._tokens(x)
         for blk in self.blocks:
-            x = self._block(blk, x, ctx)
+            x = blk(x, ctx)
         return self.norm(x)                                   # (B, prefix + N, C)
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +64,7 @@ class ViTBase(nn.Module):
         x, ctx = self._tokens(x)
         out = []
         for i, blk in enumerate(self.blocks[:max(take) + 1]):
-            x = self._block(blk, x, ctx)
+            x = blk(x, ctx)
             if i in take:
                 y = x[:, self.num_prefix_tokens:]                                   # (B, H'*W', C)
                 out.append(y.reshape(B, gh, gw, -1).permute(0, 3, 1, 2).contiguous())  # (B, C, H', W')

@@ -1,4 +1,5 @@
-"""Architecture builders by name (the registry key is the builder function's name, as in timm)."""
+"""Architecture builders by name. Families register their tables through `_builder.register_family`;
+every builder has the one signature `builder(num_classes=1000, **overrides) -> nn.Module`."""
 from __future__ import annotations
 
 from typing import Callable
@@ -8,13 +9,12 @@ import torch.nn as nn
 _ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    name = fn.__name__
-    if name in _ARCHITECTURES and _ARCHITECTURES[name] is not fn:
-        raise ValueError(f"architecture {name!r} is registered twice "
-                         f"({_ARCHITECTURES[name].__module__} and {fn.__module__})")
-    _ARCHITECTURES[name] = fn
-    return fn
+def register_model(name: str, builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register `builder` under `name`; a second, different builder for the same name is an error."""
+    if name in _ARCHITECTURES and _ARCHITECTURES[name] is not builder:
+        raise ValueError(f"architecture {name!r} is registered twice")
+    _ARCHITECTURES[name] = builder
+    return builder
 
 
 def list_architectures() -> list[str]:

@@ -1,25 +1,141 @@
-"""Blocks shared by the ViT families. Parameter names are timm's, so timm state dicts load as-is."""
+"""The one layer set every ViT family composes. Parameter names are timm's, so timm state dicts load as-is.
+
+A family passes layers in rather than copying them (timm's `Block(attn_layer=, mlp_layer=, norm_layer=)`):
+- `Attention`: fused qkv (or separate q/k/v), optional q/v-only bias, optional sub-LN before the output
+  projection, a rotary-embedding hook (`rope=`), an additive bias (`attn_bias=`, or an owned `rel_pos`
+  module that makes one). The qkv -> SDPA path is written once, in `attend`.
+- `Mlp`: fc1 -> act -> [norm] -> fc2, with `out_features` (the rel-pos bias MLP is an Mlp too).
+- `Block` (pre-norm, optionally post-norm "res-post"), `ParallelScalingBlock` (ViT-22B parallel).
+- `PatchEmbed`, `LayerScale`, rotary tables (`rope_tables`, `apply_rope`), relative-position bias
+  (`RelPosMlp`), `resample_abs_pos_embed`.
+"""
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+Rope = tuple[torch.Tensor, torch.Tensor]   # (cos, signed sin), each broadcastable to (B, nh, N, hd)
+
+
+def _check_heads(dim: int, num_heads: int) -> None:
+    if num_heads <= 0 or dim % num_heads:
+        raise ValueError(f"embed dim {dim} is not divisible by num_heads={num_heads}")
+
+
+# ------------------------------------------------------------------------------------------ attention
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, N, nh*hd) -> (B, nh, N, hd)."""
+    B, N, _ = x.shape
+    return x.view(B, N, num_heads, -1).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, nh, N, hd) -> (B, N, nh*hd)."""
+    B, _, N, _ = x.shape
+    return x.transpose(1, 2).reshape(B, N, -1)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rope: Rope | None = None,
+           attn_bias: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(rope(q) @ rope(k)^T * hd**-0.5 + attn_bias) @ v through SDPA; q, k, v are (B, nh, N, hd)."""
+    if rope is not None:
+        cos, sin = rope
+        q = apply_rope(q, cos.to(q.dtype), sin.to(q.dtype))
+        k = apply_rope(k, cos.to(k.dtype), sin.to(k.dtype))
+    if attn_bias is not None:
+        attn_bias = attn_bias.to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention: qkv -> (rope) -> softmax(q k^T / sqrt(hd) + bias) v -> (norm) -> proj.
+
+    qkv_bias: biases on the q/k/v projections. With `k_bias=False` (BEiT, EVA) only q and v carry one,
+        as timm stores them: `q_bias`, `v_bias` parameters beside a bias-free `qkv`.
+    fused: one `qkv` Linear (timm's default) or separate `q_proj`/`k_proj`/`v_proj` (EVA-02).
+    scale_norm: a norm before `proj` (sub-LN: BEiT3, EVA-02), stored as `norm`.
+    rel_pos: a module returning an additive (1, nh, N, N) bias (the rel-pos ViT's `RelPosMlp`).
+    head_dim: per-head width when it is not dim // num_heads.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, k_bias: bool = True,
+                 fused: bool = True, proj_bias: bool = True, scale_norm: bool = False,
+                 norm_layer: Callable[[int], nn.Module] = nn.LayerNorm, rel_pos: nn.Module | None = None,
+                 head_dim: int | None = None):
+        super().__init__()
+        if head_dim is None:
+            _check_heads(dim, num_heads)
+        self.num_heads = num_heads
+        self.head_dim = head_dim or dim // num_heads
+        inner = self.num_heads * self.head_dim
+        split_bias = qkv_bias and not k_bias
+        if fused:
+            self.qkv = nn.Linear(dim, inner * 3, bias=qkv_bias and not split_bias)
+            if split_bias:
+                self.q_bias = nn.Parameter(torch.zeros(inner))
+                self.register_buffer("k_bias", torch.zeros(inner), persistent=False)
+                self.v_bias = nn.Parameter(torch.zeros(inner))
+        else:
+            self.q_proj = nn.Linear(dim, inner, bias=qkv_bias)
+            self.k_proj = nn.Linear(dim, inner, bias=qkv_bias and k_bias)
+            self.v_proj = nn.Linear(dim, inner, bias=qkv_bias)
+        self.fused, self.split_bias = fused, split_bias and fused
+        self.rel_pos = rel_pos
+        self.norm = norm_layer(inner) if scale_norm else nn.Identity()
+        self.proj = nn.Linear(inner, dim, bias=proj_bias)
+
+    def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v, each (B, nh, N, hd)."""
+        if not self.fused:
+            return tuple(split_heads(p(x), self.num_heads) for p in (self.q_proj, self.k_proj, self.v_proj))
+        if self.split_bias:
+            qkv = F.linear(x, self.qkv.weight, torch.cat((self.q_bias, self.k_bias, self.v_bias)))
+        else:
+            qkv = self.qkv(x)
+        B, N, _ = x.shape
+        return qkv.view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+
+    def extra_bias(self) -> torch.Tensor | None:
+        """The additive bias this layer owns (None, or its rel-pos module's); families may override."""
+        return None if self.rel_pos is None else self.rel_pos()
+
+    def forward(self, x: torch.Tensor, rope: Rope | None = None,
+                attn_bias: torch.Tensor | None = None) -> torch.Tensor:
+        q, k, v = self.qkv_heads(x)
+        own = self.extra_bias()
+        if own is not None:
+            attn_bias = own if attn_bias is None else attn_bias + own
+        x = merge_heads(attend(q, k, v, rope, attn_bias))          # (B, N, nh*hd)
+        return self.proj(self.norm(x))
+
+
+# ------------------------------------------------------------------------------------------------ mlp
 
 class Mlp(nn.Module):
-    """fc1 -> act -> fc2 (timm `Mlp`; dropout is identity at eval and so left out)."""
+    """fc1 -> act -> [norm] -> fc2 (timm `Mlp`; dropout is identity at eval and so left out).
 
-    def __init__(self, dim: int, hidden_dim: int, act_layer: type[nn.Module] = nn.GELU, bias: bool = True):
+    norm_layer: a norm on the hidden width (sub-LN, stored as `norm`); out_features defaults to in.
+    """
+
+    def __init__(self, in_features: int, hidden_features: int, out_features: int | None = None,
+                 act_layer: Callable[[], nn.Module] = nn.GELU, bias: bool = True,
+                 norm_layer: Callable[[int], nn.Module] | None = None):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim, bias=bias)
+        self.fc1 = nn.Linear(in_features, hidden_features, bias=bias)
         self.act = act_layer()
-        self.fc2 = nn.Linear(hidden_dim, dim, bias=bias)
+        self.norm = norm_layer(hidden_features) if norm_layer is not None else nn.Identity()
+        self.fc2 = nn.Linear(hidden_features, out_features or in_features, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        return self.fc2(self.norm(self.act(self.fc1(x))))
 
+
+# --------------------------------------------------------------------------------------------- blocks
 
 class LayerScale(nn.Module):
     """Per-channel residual-branch scale (CaiT); the parameter is `gamma` as in timm."""
@@ -31,6 +147,85 @@ class LayerScale(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gamma
 
+
+class Block(nn.Module):
+    """Transformer block: x + ls1(attn(norm1(x))), then x + ls2(mlp(norm2(x))).
+
+    attn_layer / mlp_layer / norm_layer / act_layer: the layers composed (timm's pattern).
+    init_values: layer scale, stored as `ls1.gamma`/`ls2.gamma`, or as `gamma_1`/`gamma_2` parameters
+        with gamma_params=True (BEiT, EVA).
+    post_norm: timm's ResPostBlock, x + norm1(attn(x)), x + norm2(mlp(x)).
+    scale_attn_norm / scale_mlp_norm: sub-LN inside attention (before proj) and the MLP (before fc2).
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 init_values: float | None = None, norm_layer: Callable[[int], nn.Module] = nn.LayerNorm,
+                 act_layer: Callable[[], nn.Module] = nn.GELU, attn_layer: Callable[..., nn.Module] = Attention,
+                 mlp_layer: Callable[..., nn.Module] = Mlp, attn_kwargs: dict | None = None,
+                 gamma_params: bool = False, post_norm: bool = False, scale_attn_norm: bool = False,
+                 scale_mlp_norm: bool = False):
+        super().__init__()
+        self.post_norm = post_norm
+        self.norm1 = norm_layer(dim)
+        self.attn = attn_layer(dim, num_heads=num_heads, qkv_bias=qkv_bias, scale_norm=scale_attn_norm,
+                               norm_layer=norm_layer, **(attn_kwargs or {}))
+        self.norm2 = norm_layer(dim)
+        self.mlp = mlp_layer(dim, int(dim * mlp_ratio), act_layer=act_layer,
+                             norm_layer=norm_layer if scale_mlp_norm else None)
+        if gamma_params:
+            self.gamma_1 = nn.Parameter(init_values * torch.ones(dim)) if init_values else None
+            self.gamma_2 = nn.Parameter(init_values * torch.ones(dim)) if init_values else None
+        else:
+            self.ls1 = LayerScale(dim, init_values) if init_values else nn.Identity()
+            self.ls2 = LayerScale(dim, init_values) if init_values else nn.Identity()
+        self.gamma_params = gamma_params
+
+    def _scale(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        if self.gamma_params:
+            gamma = self.gamma_1 if i == 1 else self.gamma_2
+            return x if gamma is None else x * gamma
+        return (self.ls1 if i == 1 else self.ls2)(x)
+
+    def forward(self, x: torch.Tensor, rope: Rope | None = None) -> torch.Tensor:
+        if self.post_norm:
+            x = x + self.norm1(self.attn(x, rope))
+            return x + self.norm2(self.mlp(x))
+        x = x + self._scale(1, self.attn(self.norm1(x), rope))
+        return x + self._scale(2, self.mlp(self.norm2(x)))
+
+
+class ParallelScalingBlock(nn.Module):
+    """Attention and MLP in parallel off one norm and one fused input projection (ViT-22B; timm's
+    ParallelScalingBlock): x + ls(attn_out_proj(attn(q, k, v)) + mlp_out_proj(gelu(h))).
+
+    in_proj's output is laid out [mlp hidden | q | k | v]; when qkv_bias is off the MLP keeps its own
+    bias (`mlp_bias`), as in timm.
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 init_values: float | None = None, norm_layer: Callable[[int], nn.Module] = nn.LayerNorm,
+                 act_layer: Callable[[], nn.Module] = nn.GELU, **unused):
+        super().__init__()
+        _check_heads(dim, num_heads)
+        self.num_heads = num_heads
+        self.mlp_hidden = int(dim * mlp_ratio)
+        self.in_norm = norm_layer(dim)
+        self.in_proj = nn.Linear(dim, self.mlp_hidden + 3 * dim, bias=qkv_bias)
+        self.mlp_bias = None if qkv_bias else nn.Parameter(torch.zeros(self.mlp_hidden))
+        self.mlp_act = act_layer()
+        self.attn_out_proj = nn.Linear(dim, dim)
+        self.mlp_out_proj = nn.Linear(self.mlp_hidden, dim)
+        self.ls = LayerScale(dim, init_values) if init_values is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor, rope: Rope | None = None) -> torch.Tensor:
+        h, q, k, v = self.in_proj(self.in_norm(x)).split([self.mlp_hidden] + [x.shape[-1]] * 3, dim=-1)
+        if self.mlp_bias is not None:
+            h = h + self.mlp_bias
+        a = merge_heads(attend(*(split_heads(t, self.num_heads) for t in (q, k, v)), rope))   # (B, N, C)
+        return x + self.ls(self.attn_out_proj(a) + self.mlp_out_proj(self.mlp_act(h)))
+
+
+# ---------------------------------------------------------------------------------------- patch embed
 
 class PatchEmbed(nn.Module):
     """Image to patch tokens: a stride-`patch_size` conv, then (B, C, H', W') -> (B, H'*W', C)."""
@@ -47,29 +242,6 @@ class PatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.proj(x)                       # (B, C, H', W')
         return x.flatten(2).transpose(1, 2)    # (B, N, C)
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention with a fused qkv projection and SDPA.
-
-    The explicit math SDPA computes: softmax(q @ k^T * head_dim**-0.5) @ v.
-    """
-
-    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, proj_bias: bool = True):
-        super().__init__()
-        assert dim % num_heads == 0, "dim must be divisible by num_heads"
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim, bias=proj_bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, N, C = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)                 # each (B, nh, N, hd)
-        x = F.scaled_dot_product_attention(q, k, v)
-        x = x.transpose(1, 2).reshape(B, N, C)  # (B, N, C)
-        return self.proj(x)
 
 
 def resample_abs_pos_embed(pos_embed: torch.Tensor, new_size: tuple[int, int], num_prefix_tokens: int = 1,
@@ -90,3 +262,93 @@ def resample_abs_pos_embed(pos_embed: torch.Tensor, new_size: tuple[int, int], n
     grid = F.interpolate(grid, size=tuple(new_size), mode=interpolation, antialias=antialias)
     grid = grid.permute(0, 2, 3, 1).reshape(1, -1, dim).to(pos_embed.dtype)   # (1, H'*W', C)
     return torch.cat([prefix, grid], dim=1)
+
+
+# ------------------------------------------------------------------------------ rotary position embedding
+
+def rope_tables(grid: tuple[int, int], head_dim: int, num_prefix_tokens: int = 0,
+                ref_grid: tuple[int, int] | None = None, temperature: float = 10000.0) -> Rope:
+    """(cos, signed sin), each (prefix + H*W, head_dim), so that rope(q) = q * cos + swap_pairs(q) * sin.
+
+    timm's `RotaryEmbeddingCat` (language-style frequencies, interleaved pairs): for head_dim D,
+    F = D // 4 frequencies f_j = temperature ** (-j / F); patch (y, x), rescaled to the reference grid
+    (t = y / H * ref_H), has angles [y*f_0 .. y*f_{F-1}, x*f_0 .. x*f_{F-1}], each used by one channel
+    pair. `signed sin` carries rot()'s minus sign, [-s0, s0, -s1, s1, ...]. Prefix rows are the
+    identity (cos 1, sin 0), so the rotation applies to the whole sequence with no slicing.
+    Computed in fp32 as timm does.
+    """
+    num_bands = head_dim // 4
+    bands = 1.0 / temperature ** (torch.arange(num_bands, dtype=torch.float32) / num_bands)  # (F,)
+    axes = [torch.arange(n, dtype=torch.float32) for n in grid]
+    if ref_grid is not None:
+        axes = [t / n * r for t, n, r in zip(axes, grid, ref_grid)]
+    pos = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)      # (H, W, 2): (y, x)
+    angles = (pos[..., None] * bands).reshape(-1, 2 * num_bands)          # (H*W, D/2): y bands, x bands
+    angles = angles.repeat_interleave(2, dim=-1)                          # (H*W, D): pairs share an angle
+    sin, cos = angles.sin(), angles.cos()
+    sin = sin * torch.tensor([-1.0, 1.0]).repeat(head_dim // 2)          # rot(): (-q1, q0) per pair
+    if num_prefix_tokens:
+        cos = F.pad(cos, (0, 0, num_prefix_tokens, 0), value=1.0)
+        sin = F.pad(sin, (0, 0, num_prefix_tokens, 0), value=0.0)
+    return cos, sin
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x * cos + swap_pairs(x) * sin over the last dim (sin already signed, see `rope_tables`)."""
+    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)              # [q1, q0, q3, q2, ...]
+    return torch.addcmul(x * cos, swapped, sin)
+
+
+# ------------------------------------------------------------------------------ relative position bias
+
+def relative_log_coords(grid: tuple[int, int]) -> torch.Tensor:
+    """(2H-1, 2W-1, 2) table of every (dy, dx) offset, squashed as sign(d) * ln(1 + |d|).
+
+    timm calls this the 'cr' log-coordinate mode (Swin-V2 uses log2 over a normalized range).
+    """
+    h, w = grid
+    dy = torch.arange(-(h - 1), h, dtype=torch.float32)
+    dx = torch.arange(-(w - 1), w, dtype=torch.float32)
+    coords = torch.stack(torch.meshgrid(dy, dx, indexing="ij"), dim=-1)  # (2H-1, 2W-1, 2)
+    return torch.sign(coords) * torch.log1p(coords.abs())
+
+
+def relative_position_index(grid: tuple[int, int], num_prefix_tokens: int = 0) -> torch.Tensor:
+    """Flat (T*T,) index into the (2H-1)*(2W-1) offset table for every query/key pair, T = prefix + H*W.
+
+    Pairs that involve a prefix token point one past the table (an all-zero column: no bias).
+    """
+    h, w = grid
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    ys, xs = ys.flatten(), xs.flatten()                                   # (N,)
+    rel_y = ys[:, None] - ys[None, :] + (h - 1)                           # (N, N) in [0, 2H-2]
+    rel_x = xs[:, None] - xs[None, :] + (w - 1)                           # (N, N) in [0, 2W-2]
+    index = rel_y * (2 * w - 1) + rel_x                                   # row-major into the table
+    if num_prefix_tokens:
+        no_bias = (2 * h - 1) * (2 * w - 1)
+        index = F.pad(index, (num_prefix_tokens, 0, num_prefix_tokens, 0), value=no_bias)
+    return index.flatten()
+
+
+class RelPosMlp(nn.Module):
+    """Attention bias (1, nh, T, T) from an MLP (2 -> hidden -> nh, ReLU) over each pair's log offset.
+
+    The MLP runs once over the (2H-1)*(2W-1) distinct offsets, then one gather spreads the result over
+    all T*T pairs (prefix pairs read an appended zero column).
+    """
+
+    def __init__(self, grid: tuple[int, int], num_heads: int, hidden_dim: int = 128,
+                 num_prefix_tokens: int = 0):
+        super().__init__()
+        self.num_heads = num_heads
+        self.num_tokens = num_prefix_tokens + grid[0] * grid[1]
+        self.mlp = Mlp(2, hidden_dim, out_features=num_heads, act_layer=nn.ReLU)
+        self.register_buffer("rel_coords_log", relative_log_coords(grid).reshape(-1, 2), persistent=False)
+        self.register_buffer("relative_position_index", relative_position_index(grid, num_prefix_tokens),
+                             persistent=False)
+
+    def forward(self) -> torch.Tensor:
+        table = self.mlp(self.rel_coords_log).t()                 # (nh, L)
+        table = F.pad(table, (0, 1))                              # (nh, L + 1), last column: no bias
+        T = self.num_tokens
+        return table[:, self.relative_position_index].view(1, self.num_heads, T, T)

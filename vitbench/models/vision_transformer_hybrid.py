@@ -16,14 +16,14 @@ import re
 import torch
 import torch.nn as nn
 
-from vitbench.models._registry import register_model
+from vitbench.models._builder import ArchSpec, Family, register_family
 from vitbench.models.resnetv2 import ResNetV2
 from vitbench.models.vision_transformer import VisionTransformer
 from vitbench.models.vision_transformer import (
     checkpoint_filter_fn as vit_checkpoint_filter_fn,
 )
 
-__all__ = ["HybridEmbed", "checkpoint_filter_fn", "hf_config_to_kwargs", "build_vit_hybrid"]
+__all__ = ["HybridEmbed", "checkpoint_filter_fn", "hf_config_to_kwargs", "vit_hybrid", "ARCHS"]
 
 
 class HybridEmbed(nn.Module):
@@ -33,7 +33,8 @@ class HybridEmbed(nn.Module):
         super().__init__()
         self.backbone = backbone
         feat = backbone.feature_size(img_size)
-        assert feat % patch_size == 0, f"feature map {feat} not divisible by patch_size {patch_size}"
+        if feat % patch_size:
+            raise ValueError(f"backbone feature map {feat}x{feat} is not divisible by patch_size={patch_size}")
         self.img_size = (img_size, img_size)
         self.patch_size = (patch_size, patch_size)
         self.grid_size = (feat // patch_size, feat // patch_size)
@@ -102,9 +103,6 @@ def _from_transformers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.T
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VisionTransformer) -> dict[str, torch.Tensor]:
     """A timm or transformers (ViTHybrid) state dict made loadable into the hybrid `model`."""
-    for wrapper in ("model", "state_dict"):
-        if isinstance(state_dict.get(wrapper), dict):
-            state_dict = state_dict[wrapper]
     if is_transformers_state_dict(state_dict):
         state_dict = _from_transformers(state_dict)
     return vit_checkpoint_filter_fn(state_dict, model)
@@ -113,7 +111,7 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VisionTrans
 # ---------------------------------------------------------------------------- transformers config
 
 def hf_config_to_kwargs(config: dict) -> dict:
-    """`build_vit_hybrid` kwargs from a transformers ViTHybrid config.json (as a dict)."""
+    """`vit_hybrid` kwargs from a transformers ViTHybrid config.json (as a dict)."""
     if config.get("model_type") not in (None, "vit-hybrid"):
         raise ValueError(f"not a ViTHybrid config: model_type {config.get('model_type')!r}")
     backbone = config.get("backbone_config") or {}
@@ -144,23 +142,21 @@ def hf_config_to_kwargs(config: dict) -> dict:
     )
 
 
-# ----------------------------------------------------------------------------------------- builder
+# ------------------------------------------------------------------------------------ architectures
 
-def build_vit_hybrid(num_classes: int = 1000, img_size: int = 384, patch_size: int = 1,
-                     embed_dim: int = 768, backbone_layers=(3, 4, 9),
-                     backbone_channels=(256, 512, 1024, 2048), backbone_stem_chs: int = 64,
-                     **vit_kwargs) -> VisionTransformer:
+def vit_hybrid(img_size: int = 384, patch_size: int = 1, embed_dim: int = 768, backbone_layers=(3, 4, 9),
+               backbone_channels=(256, 512, 1024, 2048), backbone_stem_chs: int = 64,
+               **vit_kwargs) -> VisionTransformer:
     """A VisionTransformer over a ResNetV2 feature map; `vit_kwargs` go to VisionTransformer."""
     backbone = ResNetV2(layers=backbone_layers, channels=backbone_channels, stem_chs=backbone_stem_chs)
     embed = HybridEmbed(backbone, img_size=img_size, patch_size=patch_size, embed_dim=embed_dim)
-    model = VisionTransformer(img_size=img_size, num_classes=num_classes, embed_dim=embed_dim,
-                              patch_embed=embed, **vit_kwargs)
-    model.checkpoint_filter_fn = checkpoint_filter_fn    # this family's filter (timm or transformers keys)
-    return model
+    return VisionTransformer(img_size=img_size, embed_dim=embed_dim, patch_embed=embed, **vit_kwargs)
 
 
-@register_model
-def vit_base_r50_s16_384(num_classes: int = 1000, **kwargs) -> VisionTransformer:
-    """R50+ViT-B/16 at 384: three BiT stages (3, 4, 9) to a stride-16 map, then ViT-B."""
-    args = dict(img_size=384, backbone_layers=(3, 4, 9), embed_dim=768, depth=12, num_heads=12)
-    return build_vit_hybrid(num_classes, **{**args, **kwargs})
+# patch_size is the projection's over the backbone map (1: one token per feature-map cell).
+ARCHS: dict[str, ArchSpec] = {
+    # R50+ViT-B/16 at 384: three BiT stages (3, 4, 9) to a stride-16 map, then ViT-B.
+    "vit_base_r50_s16_384": ArchSpec("base", 1, 384, dict(backbone_layers=(3, 4, 9))),
+}
+
+FAMILY = register_family(Family("vision_transformer_hybrid", vit_hybrid, checkpoint_filter_fn, ARCHS))
