@@ -1,21 +1,26 @@
 """Datasets by name: every accepted layout, class order, subsets, ReaL label sets, pre-flight
 errors, bad images, --limit, and collation through worker processes. Tiny generated images."""
 import logging
+import re
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import vitbench
 from vitbench.catalog import imagenet_synsets, real_labels, subset_indices, subset_synsets
 from vitbench.data.config import DataConfig
 from vitbench.data.datasets import (
     DATASETS, BadImage, BadImageError, DatasetLayoutError, DatasetNotFoundError, collate_eval,
-    expand_datasets, open_dataset, resolve_override,
+    expand_datasets, open_dataset, resolve_override, selectable_datasets, shift_datasets,
 )
 from vitbench.data.transforms import create_crop_transform
 
 SYN = imagenet_synsets()
+RESOURCES = resources.files("vitbench.catalog")
 VAL = "ILSVRC2012_val_{:08d}.JPEG"
 
 
@@ -62,6 +67,36 @@ def test_specs_are_data():
     assert DATASETS["sketch"].csv == "results-sketch"
     with pytest.raises(Exception):
         DATASETS["a"].n_expected = 1                      # frozen
+
+
+def test_every_dataset_states_its_facts():
+    """Title, short name and CSV stem are stated once per dataset, are unique, and each baseline is a
+    dataset of the table; the derived selections follow from it."""
+    for spec in DATASETS.values():
+        assert spec.title and spec.short and spec.csv.startswith("results-"), spec.name
+        assert spec.baseline is None or spec.baseline in DATASETS, spec.name
+        assert (RESOURCES / "published" / f"{spec.csv}.csv").is_file(), spec.name
+    for field in ("title", "short", "csv"):
+        assert len({getattr(s, field) for s in DATASETS.values()}) == len(DATASETS), field
+    assert {n: s.baseline for n, s in DATASETS.items() if s.baseline} == {
+        "real": "imagenet", "v2": "imagenet", "sketch": "imagenet", "r": "r-clean", "a": "a-clean"}
+    assert selectable_datasets() == ("imagenet", "real", "v2", "sketch", "r", "a")
+    assert shift_datasets() == ("real", "v2", "sketch", "r", "a")
+    assert expand_datasets(["a", "imagenet", "r"]) == ["a-clean", "a", "imagenet", "r-clean", "r"]
+    with pytest.raises(KeyError, match="Unknown dataset 'c'"):
+        expand_datasets(["c"])
+
+
+# names of the per-module dataset lists the table replaced; none may come back
+_OLD_LISTS = re.compile(r"\b(DATASET_TITLES|SHORT|SHIFT_SETS|DATASET_ORDER|BASELINE|RESULTS_CSV)\b\s*[:=]"
+                        r"|^DATASETS\s*[:=]", re.M)
+
+
+def test_no_module_keeps_its_own_dataset_list():
+    package = Path(vitbench.__file__).parent
+    offenders = [str(p.relative_to(package)) for p in sorted(package.rglob("*.py"))
+                 if p.name != "specs.py" and _OLD_LISTS.search(p.read_text())]
+    assert offenders == [], f"dataset facts belong in vitbench/data/specs.py DATASETS, not in {offenders}"
 
 
 def test_expand_datasets_puts_baselines_first():

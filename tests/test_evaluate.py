@@ -15,7 +15,8 @@ import torch.nn as nn
 
 from vitbench.data.config import DataConfig
 from vitbench.evaluate import (EvalResult, EvalSpec, Predictions, aggregate, evaluate, read_predictions,
-                               restrict_logits, run_model, score_real, wilson_interval, write_predictions)
+                               restrict_logits, run_model, score_real, write_predictions)
+from vitbench.significance import wilson_interval
 
 DUMMY_CONFIG = DataConfig((3, 32, 32), 1.0, "center", "bilinear", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 _LEVELS = tuple(15 + 25 * i for i in range(10))     # 10^3 = 1000 colours, 25 apart per channel
@@ -77,27 +78,6 @@ def make_loader(image_classes, targets=None, batch: int = 4, skipped=()):
 
 
 SPEC = EvalSpec(mean=DUMMY_CONFIG.mean, std=DUMMY_CONFIG.std)
-
-
-# ---------------------------------------------------------------------------- Wilson interval
-
-def test_wilson_interval_known_values():
-    # reference values: scipy.stats.binomtest(k, n).proportion_ci(method="wilson")
-    lo, hi = wilson_interval(80, 100)
-    assert lo == pytest.approx(71.117083, abs=1e-5) and hi == pytest.approx(86.663307, abs=1e-5)
-    lo, hi = wilson_interval(40000, 50000)          # ImageNet-val sized: 80% +- 0.35
-    assert lo == pytest.approx(79.647092, abs=1e-5) and hi == pytest.approx(80.348298, abs=1e-5)
-
-
-def test_wilson_interval_edges():
-    assert wilson_interval(0, 0) == (0.0, 100.0)
-    lo, hi = wilson_interval(0, 10)
-    assert lo == 0.0 and hi == pytest.approx(27.753280, abs=1e-5)     # never below 0
-    lo, hi = wilson_interval(10, 10)
-    assert hi == pytest.approx(100.0) and lo == pytest.approx(72.246720, abs=1e-5)
-    for k, n in [(1, 3), (500, 1000), (7, 9)]:
-        lo, hi = wilson_interval(k, n)
-        assert lo < 100 * k / n < hi
 
 
 # ---------------------------------------------------------------------------- ReaL

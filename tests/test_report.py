@@ -235,16 +235,6 @@ def test_templates_dir_override_is_used(tmp_path):
 
 # ---------------------------------------------------------------------------- paired test
 
-def test_mcnemar():
-    from vitbench.report import mcnemar
-
-    assert mcnemar([True, False], [True, False]) == (0, 0, 1.0)
-    b, c, p = mcnemar([True] * 10 + [False] * 0, [False] * 10)       # exact: 2 * 0.5**10
-    assert (b, c) == (10, 0) and p == pytest.approx(2 / 1024)
-    b, c, p = mcnemar([True] * 60 + [False] * 40, [False] * 60 + [True] * 40)
-    assert (b, c) == (60, 40) and p == pytest.approx(0.0577, abs=1e-3)   # chi2 = 19^2/100 = 3.61
-
-
 def test_paired_section_from_predictions(tmp_path):
     import pandas as pd
 

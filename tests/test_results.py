@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from vitbench import results
-from vitbench.catalog import RESULTS_CSV, published_results
+from vitbench.catalog import published_results
+from vitbench.data.specs import DATASETS
 
 FIXTURE_RESULTS = Path(__file__).parent / "fixtures" / "records"
 TIMM_RESULTS = "model,img_size,top1,top1_err,top5,top5_err,param_count,crop_pct,interpolation"
@@ -95,7 +96,7 @@ def test_published_rank_diff_convention(ds):
     magnitudes cannot be reproduced from these rows; the sign convention can: the movement within the
     published rows agrees with the published rank_diff (and the opposite convention would disagree).
     """
-    moved, published = _published_movement(ds, results.BASELINE[ds])
+    moved, published = _published_movement(ds, DATASETS[ds].baseline)
     assert moved.corr(published, method="spearman") > 0.5
     assert (-moved).corr(published, method="spearman") < -0.5
 
@@ -118,7 +119,7 @@ def test_published_rows_reproduced(tmp_path):
 def test_write_results_csvs(results_dir):
     paths = results.write_results_csvs(results_dir)
     names = {p.name for p in paths}
-    assert names == {f"{RESULTS_CSV[d]}.csv" for d in RESULTS_CSV}
+    assert names == {f"{s.csv}.csv" for s in DATASETS.values()}
     text = (results_dir / "results-imagenet.csv").read_text()
     assert text.splitlines()[0].startswith(TIMM_RESULTS + ",n,top1_ci_low")
     assert text.splitlines()[1].startswith("vit_mediumd_patch16_reg4_gap_256.sbb_in12k_ft_in1k,256,86.2,")

@@ -15,10 +15,9 @@ import os
 import sys
 from pathlib import Path
 
+from vitbench.data.specs import DATASETS, selectable_datasets
 from vitbench.precision import PRECISIONS
 from vitbench.registry import UnknownModelError, get_checkpoint, list_models
-
-DATASETS = ("imagenet", "real", "v2", "sketch", "r", "a")
 
 
 class UsageError(Exception):
@@ -43,6 +42,12 @@ def _select(names: list[str], all_models: bool) -> list[str]:
             raise UsageError(f"pattern {n!r} matches no registered checkpoint (see `vitbench list`)")
         selected += [m for m in matches if m not in selected]
     return selected
+
+
+def _added_baselines() -> str:
+    """'r adds r-clean, a adds a-clean': the baseline-only sets a selection brings along."""
+    return ", ".join(f"{n} adds {s.baseline}" for n, s in DATASETS.items()
+                     if s.baseline and DATASETS[s.baseline].baseline_only)
 
 
 def _data_overrides(items: list[str]) -> dict[str, str]:
@@ -82,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="evaluate checkpoints, record results, write CSVs and reports")
     _add_model_selection(p)
-    p.add_argument("--datasets", type=_csv_list, default=list(DATASETS),
-                   help=f"comma list of {','.join(DATASETS)} (r and a add their -clean baselines)")
+    p.add_argument("--datasets", type=_csv_list, default=list(selectable_datasets()),
+                   help=f"comma list of {','.join(selectable_datasets())} ({_added_baselines()})")
     p.add_argument("--data-root", type=Path, default=None,
                    help="folder with one subfolder per dataset (default: $VITBENCH_DATA)")
     p.add_argument("--data", action="append", default=[], metavar="NAME=PATH|NAME=hf:ID",
@@ -137,9 +142,9 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     data_root = args.data_root or (Path(os.environ["VITBENCH_DATA"]) if os.environ.get("VITBENCH_DATA") else None)
-    unknown = [d for d in args.datasets if d not in DATASETS + ("r-clean", "a-clean")]
+    unknown = [d for d in args.datasets if d not in DATASETS]
     if unknown:
-        raise UsageError(f"--datasets: unknown {unknown}; choose from {','.join(DATASETS)}")
+        raise UsageError(f"--datasets: unknown {unknown}; choose from {','.join(selectable_datasets())}")
     checkpoints = tuple(_select(args.names, args.all_models))
     overrides = tuple(sorted(_data_overrides(args.data).items()))
     from vitbench.runner import RunConfig, run

@@ -14,7 +14,6 @@ model-vs-model tests can be recomputed without rerunning.
 from __future__ import annotations
 
 import io
-import math
 import os
 import sys
 import time
@@ -27,9 +26,9 @@ import torch
 import torch.nn as nn
 
 from vitbench.precision import PRECISIONS, autocast, input_dtype
+from vitbench.significance import wilson_interval
 
 TOPK = 5
-Z_95 = 1.959963984540054   # standard-normal quantile for a two-sided 95% interval
 
 
 # ---------------------------------------------------------------------------- specs and results
@@ -233,20 +232,6 @@ def _stack_predictions(rows: dict[str, list]) -> Predictions:
 
 
 # ---------------------------------------------------------------------------- phase 3: score
-
-def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval of a proportion correct/n, in percent (0..100). n == 0 -> (0, 100).
-
-        centre = (p + z²/2n) / (1 + z²/n),  half = z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n)
-    """
-    if n <= 0:
-        return (0.0, 100.0)
-    p = correct / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half))
-
 
 @dataclass(frozen=True)
 class RealScore:

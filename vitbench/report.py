@@ -22,6 +22,7 @@ import jinja2
 
 from vitbench import plots
 from vitbench.catalog import published_benchmarks, published_top1
+from vitbench.data.specs import DATASETS, shift_datasets
 from vitbench.records import (
     BenchRecord,
     EvalRecord,
@@ -31,23 +32,10 @@ from vitbench.records import (
     safe_name,
 )
 from vitbench.registry import CheckpointCfg, get_checkpoint, is_registered, list_models
-from vitbench.results import BASELINE, DATASET_ORDER, results_frame
+from vitbench.results import results_frame
+from vitbench.significance import mcnemar
 
 NOT_MEASURED = "not measured"
-
-DATASET_TITLES = {
-    "imagenet": "ImageNet-1k val",
-    "real": "ImageNet-ReaL",
-    "v2": "ImageNetV2 matched-frequency",
-    "sketch": "ImageNet-Sketch",
-    "r": "ImageNet-R",
-    "r-clean": "ImageNet-R clean (IN-val, R's 200 classes)",
-    "a": "ImageNet-A",
-    "a-clean": "ImageNet-A clean (IN-val, A's 200 classes)",
-}
-SHIFT_SETS = ("real", "v2", "sketch", "r", "a")
-SHORT = {"imagenet": "IN-1k", "real": "ReaL", "v2": "V2", "sketch": "Sketch", "r": "R", "a": "A",
-         "r-clean": "R-clean", "a-clean": "A-clean"}
 
 # The SBB size table of timm's cards (seed 000): its variants in order and whether each originates in
 # timm; widths, mlp widths, heads and depths come from the models' own size table.
@@ -100,13 +88,30 @@ def slug(dataset_title: str) -> str:
     return dataset_title.strip().lower().replace(" ", "-")
 
 
+def ds_title(dataset: str) -> str:
+    return DATASETS[dataset].title
+
+
+def dataset_rank(dataset: str) -> int:
+    """Position in the dataset table (report order); names not in it sort last."""
+    return list(DATASETS).index(dataset) if dataset in DATASETS else len(DATASETS)
+
+
 # ---------------------------------------------------------------------------- records, indexed
 
-@dataclass
 class Records:
-    evals: list[EvalRecord]
-    stats: dict[str, StatsRecord]
-    bench: list[BenchRecord]
+    """The records under a results folder, indexed once: lookups by (checkpoint, dataset) and by
+    checkpoint cost a dict access, so rendering every card stays linear in the records."""
+
+    def __init__(self, evals: list[EvalRecord], stats: dict[str, StatsRecord], bench: list[BenchRecord]):
+        self.evals, self.stats, self.bench = evals, stats, bench
+        order = {p: i for i, p in enumerate(PRECISION_PREFERENCE)}
+        self._evals: dict[tuple[str, str], list[EvalRecord]] = {}
+        for r in sorted(evals, key=lambda r: (order.get(r.precision, 99), r.precision)):
+            self._evals.setdefault((r.checkpoint, r.dataset), []).append(r)
+        self._bench: dict[str, list[BenchRecord]] = {}
+        for b in bench:
+            self._bench.setdefault(b.checkpoint, []).append(b)
 
     @classmethod
     def load(cls, results_dir: Path) -> "Records":
@@ -119,9 +124,11 @@ class Records:
         return not (self.evals or self.stats or self.bench)
 
     def evals_of(self, checkpoint: str, dataset: str) -> list[EvalRecord]:
-        order = {p: i for i, p in enumerate(PRECISION_PREFERENCE)}
-        recs = [r for r in self.evals if r.checkpoint == checkpoint and r.dataset == dataset]
-        return sorted(recs, key=lambda r: (order.get(r.precision, 99), r.precision))
+        """The checkpoint's records on a dataset, preferred precision (fp32) first."""
+        return self._evals.get((checkpoint, dataset), [])
+
+    def bench_of(self, checkpoint: str) -> list[BenchRecord]:
+        return self._bench.get(checkpoint, [])
 
     def best_ok(self, checkpoint: str, dataset: str, precision: str | None = None) -> EvalRecord | None:
         """The 'ok' record of a checkpoint on a dataset: `precision` if given and present, else fp32 first."""
@@ -249,14 +256,14 @@ def reason_groups(records: list[EvalRecord]) -> list[dict]:
     for r in records:
         for text in (r.reason or "no reason recorded").split("\n\n"):
             key = (r.status.replace("_", " "), text.strip())
-            groups.setdefault(key, []).append(f"{DATASET_TITLES[r.dataset]} ({r.precision})")
+            groups.setdefault(key, []).append(f"{ds_title(r.dataset)} ({r.precision})")
     return [{"status": status, "datasets": ", ".join(ds), "text": text}
             for (status, text), ds in groups.items()]
 
 
 def evaluation_view(cfg: CheckpointCfg, recs: Records) -> dict:
     rows, unmeasured, provenance = [], [], set()
-    for ds in DATASET_ORDER:
+    for ds in DATASETS:
         pub = published_top1(ds, cfg.name)
         pub_s = fmt(pub, 3, missing="")
         records = recs.evals_of(cfg.name, ds)
@@ -266,17 +273,17 @@ def evaluation_view(cfg: CheckpointCfg, recs: Records) -> dict:
                 n = r.n_scored if r.n_scored is not None else r.n_images
                 delta = fmt_signed(r.top1 - pub, 3) if pub is not None else ""
                 complete = "yes" if r.complete else f"no ({n:,} of {r.n_expected:,})" if r.n_expected else "no"
-                rows.append([DATASET_TITLES[ds], fmt(r.top1, 3), fmt(r.top5, 3), ci, f"{n:,}", complete,
+                rows.append([ds_title(ds), fmt(r.top1, 3), fmt(r.top5, 3), ci, f"{n:,}", complete,
                              r.precision, pub_s, delta])
                 if r.provenance:
                     p = r.provenance
                     provenance.add(f"vitbench {p.vitbench_version} ({p.git_sha or 'no git'}), torch "
                                    f"{p.torch_version}, {p.device_name}, written {p.created_at}")
             else:
-                rows.append([DATASET_TITLES[ds], NOT_MEASURED, NOT_MEASURED, "", "", "", r.precision, pub_s, ""])
+                rows.append([ds_title(ds), NOT_MEASURED, NOT_MEASURED, "", "", "", r.precision, pub_s, ""])
                 unmeasured.append(r)
         if not records:
-            rows.append([DATASET_TITLES[ds], NOT_MEASURED, NOT_MEASURED, "", "", "", "", pub_s, ""])
+            rows.append([ds_title(ds), NOT_MEASURED, NOT_MEASURED, "", "", "", "", pub_s, ""])
     header = ["dataset", "top-1", "top-5", "top-1 95% CI", "images", "complete", "precision",
               "timm published top-1", "Δ vs published"]
     measured = any(r[1] != NOT_MEASURED for r in rows)
@@ -285,7 +292,7 @@ def evaluation_view(cfg: CheckpointCfg, recs: Records) -> dict:
 
 
 def throughput_view(cfg: CheckpointCfg, recs: Records) -> dict:
-    mine = sorted((b for b in recs.bench if b.checkpoint == cfg.name), key=lambda b: (b.device, b.precision))
+    mine = sorted(recs.bench_of(cfg.name), key=lambda b: (b.device, b.precision))
     rows = [[b.device, b.provenance.device_name if b.provenance else "", b.precision, str(b.batch_size),
              fmt(b.samples_per_sec, 2), fmt(b.latency_ms_bs1, 3, missing=""), fmt(b.peak_memory_mb, 1, missing=""),
              "yes" if b.compile else "no"] for b in mine]
@@ -337,7 +344,8 @@ def leaderboard_view(results_dir: Path, dataset: str) -> dict | None:
     df = results_frame(results_dir, dataset)
     if df.empty:
         return None
-    diffs = dataset in BASELINE
+    baseline = DATASETS[dataset].baseline
+    diffs = baseline is not None
     header = ["#", "model", "img_size", "top1", "top1_err", "top5", "top5_err", "param_count", "crop_pct",
               "interpolation"] + (["top1_diff", "top5_diff", "rank_diff"] if diffs else []) + \
              ["precision", "n", "top1 95% CI"]
@@ -351,26 +359,27 @@ def leaderboard_view(results_dir: Path, dataset: str) -> dict | None:
         n = "" if r.n is None or (isinstance(r.n, float) and math.isnan(r.n)) else f"{int(r.n):,}"
         row += [r.precision, n, ci_text(r.top1_ci_low, r.top1_ci_high)]
         rows.append(row)
-    base = f" (diffs against {DATASET_TITLES[BASELINE[dataset]]})" if diffs else ""
-    return {"title": DATASET_TITLES[dataset] + base, "table": table(header, rows)}
+    base = f" (diffs against {ds_title(baseline)})" if diffs else ""
+    return {"title": ds_title(dataset) + base, "table": table(header, rows)}
 
 
 def robustness_view(recs: Records) -> dict | None:
-    names = sorted({r.checkpoint for r in recs.evals if r.status == "ok" and r.dataset in ("imagenet",) + SHIFT_SETS})
+    sets = ("imagenet",) + shift_datasets()
+    names = sorted({r.checkpoint for r in recs.evals if r.status == "ok" and r.dataset in sets})
     if not names:
         return None
     rows = []
     for name in names:
         base = recs.best_ok(name, "imagenet")
         row = [name, fmt(base.top1, 3) if base else NOT_MEASURED]
-        for ds in SHIFT_SETS:
+        for ds in sets[1:]:
             r = recs.best_ok(name, ds, base.precision if base else None)
             if r is None:
                 row.append(NOT_MEASURED)
             else:
                 row.append(fmt(r.top1, 3) + (f" ({r.top1 - base.top1:+.2f})" if base else ""))
         rows.append((-(base.top1 if base else -1), name, row))
-    return {"table": table(["model"] + [SHORT[d] for d in ("imagenet",) + SHIFT_SETS], [r for *_, r in sorted(rows)])}
+    return {"table": table(["model"] + [DATASETS[d].short for d in sets], [r for *_, r in sorted(rows)])}
 
 
 def speed_points(recs: Records, precision: str, device: str) -> list[tuple[BenchRecord, EvalRecord | None]]:
@@ -402,9 +411,8 @@ def speed_view(recs: Records) -> list[dict]:
 
 def published_check_view(recs: Records) -> dict | None:
     rows = []
-    for r in sorted(recs.evals, key=lambda r: (DATASET_ORDER.index(r.dataset) if r.dataset in DATASET_ORDER else 99,
-                                               r.checkpoint, r.precision)):
-        pub = published_top1(r.dataset, r.checkpoint) if r.status == "ok" and r.dataset in DATASET_ORDER else None
+    for r in sorted(recs.evals, key=lambda r: (dataset_rank(r.dataset), r.checkpoint, r.precision)):
+        pub = published_top1(r.dataset, r.checkpoint) if r.status == "ok" else None
         if pub is None:
             continue
         lo, hi = r.top1_ci if r.top1_ci else (math.nan, math.nan)
@@ -412,7 +420,7 @@ def published_check_view(recs: Records) -> dict | None:
             flag = "no interval recorded"
         else:
             flag = "**outside 95% CI**" if not (lo <= pub <= hi) else "within"
-        rows.append([r.checkpoint, SHORT.get(r.dataset, r.dataset), r.precision, fmt(r.top1, 3),
+        rows.append([r.checkpoint, DATASETS[r.dataset].short, r.precision, fmt(r.top1, 3),
                      ci_text(lo, hi), fmt(pub, 3), fmt_signed(r.top1 - pub, 3), flag])
     if not rows:
         return None
@@ -432,7 +440,6 @@ def unmeasured_groups(recs: Records) -> list[dict]:
     which checkpoints and which datasets. A record's reason holds independent reasons a blank line
     apart (no weights / no dataset); each counts in its own group. Largest group first."""
     groups: dict[tuple[str, str], dict] = {}
-    order = {d: i for i, d in enumerate(DATASET_ORDER)}
     for r in recs.evals:
         if r.status == "ok":
             continue
@@ -441,7 +448,7 @@ def unmeasured_groups(recs: Records) -> list[dict]:
             g = groups.setdefault(key, {"jobs": 0, "checkpoints": set(), "datasets": set()})
             g["jobs"] += 1
             g["checkpoints"].add(r.checkpoint)
-            g["datasets"].add((order.get(r.dataset, 99), r.dataset, r.precision))
+            g["datasets"].add((dataset_rank(r.dataset), r.dataset, r.precision))
     out = []
     for (status, text), g in sorted(groups.items(), key=lambda kv: (-kv[1]["jobs"], kv[0])):
         out.append({"status": status, "first_line": text.splitlines()[0], "text": text, "jobs": g["jobs"],
@@ -470,30 +477,14 @@ def unmeasured_view(recs: Records) -> dict | None:
 
 
 def published_table_view() -> dict:
-    sets = ("imagenet",) + SHIFT_SETS
+    sets = ("imagenet",) + shift_datasets()
     rows = []
     for name in sorted(list_models(), key=lambda n: (-(published_top1("imagenet", n) or -1), n)):
         vals = [published_top1(ds, name) for ds in sets]
         if all(v is None for v in vals):
             continue
         rows.append([name] + [fmt(v, 3, missing="") for v in vals])
-    return table(["model"] + [SHORT[d] + " top1" for d in sets], rows)
-
-
-def mcnemar(correct_a, correct_b) -> tuple[int, int, float]:
-    """Paired McNemar test on two aligned boolean sequences: (b, c, two-sided p), where b = only A right,
-    c = only B right. Exact binomial for b + c < 50, else chi-square with continuity correction (1 dof)."""
-    b = sum(1 for x, y in zip(correct_a, correct_b) if x and not y)
-    c = sum(1 for x, y in zip(correct_a, correct_b) if y and not x)
-    n = b + c
-    if n == 0:
-        return b, c, 1.0
-    if n < 50:
-        k = min(b, c)
-        p = 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
-        return b, c, min(1.0, p)
-    chi2 = (abs(b - c) - 1) ** 2 / n
-    return b, c, math.erfc(math.sqrt(chi2 / 2))
+    return table(["model"] + [DATASETS[d].short + " top1" for d in sets], rows)
 
 
 def _correct_by_image(results_dir: Path, rec: EvalRecord) -> dict | None:
@@ -528,7 +519,7 @@ def paired_view(results_dir: Path, recs: Records, dataset: str = "imagenet") -> 
                      str(b), str(c), f"{p:.3g}", "yes" if p < 0.05 else "no"])
     if not rows:
         return None
-    return {"title": DATASET_TITLES[dataset], "table": table(
+    return {"title": ds_title(dataset), "table": table(
         ["model A", "model B", "paired images", "only A right", "only B right", "McNemar p", "differ at 5%?"], rows)}
 
 
@@ -560,20 +551,20 @@ def draw_plots(recs: Records, plots_dir: Path) -> tuple[list[dict], list[str]]:
         drawn.append({"title": "ImageNet top-1 vs GMACs", "file": f"plots/{path.name}"})
     else:
         notes.append("top-1 vs GMACs: skipped, no checkpoint has both a stats record and an ImageNet record.")
-    for ds in SHIFT_SETS:
+    for ds in shift_datasets():
         pts = []
         for name in sorted({r.checkpoint for r in recs.evals}):
             base = recs.best_ok(name, "imagenet")
             r = recs.best_ok(name, ds, base.precision if base else None)
             if base and r:
                 pts.append(plots.Point(name, base.top1, r.top1))
-        title = f"ImageNet-1k val vs {DATASET_TITLES[ds]} top-1"
+        title = f"ImageNet-1k val vs {ds_title(ds)} top-1"
         if not pts:
             notes.append(f"{title}: skipped, no checkpoint has both records.")
             continue
         fname = f"imagenet_vs_{ds}.png"
         plots.scatter(plots_dir / fname, pts, title=title, xlabel="ImageNet-1k val top-1 (%)",
-                      ylabel=f"{DATASET_TITLES[ds]} top-1 (%)")
+                      ylabel=f"{ds_title(ds)} top-1 (%)")
         drawn.append({"title": title, "file": f"plots/{fname}"})
     return drawn, notes
 
@@ -598,7 +589,7 @@ def _throughput_vs_gmacs(recs: Records, plots_dir: Path) -> list[dict]:
 
 def comparison_view_model(results_dir: Path, recs: Records, plot_list: list[dict], plot_notes: list[str]) -> dict:
     ok = [r for r in recs.evals if r.status == "ok"]
-    boards = [v for ds in DATASET_ORDER if (v := leaderboard_view(results_dir, ds)) is not None]
+    boards = [v for ds in DATASETS if (v := leaderboard_view(results_dir, ds)) is not None]
     return {
         "measured": bool(ok or recs.bench or recs.stats),
         "counts": {"ok": str(len(ok)), "not_ok": str(len(recs.evals) - len(ok)), "stats": str(len(recs.stats)),

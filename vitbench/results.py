@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from vitbench.catalog import RESULTS_CSV, published_top1
+from vitbench.catalog import published_top1
+from vitbench.data.specs import DATASETS
 from vitbench.records import (
     BenchRecord,
     EvalRecord,
@@ -41,9 +42,6 @@ VITBENCH_BENCH_COLUMNS = [
     "precision", "compile", "channels_last", "device_name", "torch_version", "checkpoint",
 ]
 
-# dataset -> the dataset its diffs are taken against (timm: A and R against their clean baselines)
-BASELINE = {"real": "imagenet", "v2": "imagenet", "sketch": "imagenet", "r": "r-clean", "a": "a-clean"}
-DATASET_ORDER = ("imagenet", "real", "v2", "sketch", "r", "r-clean", "a", "a-clean")
 
 
 def _r(x: float | None, nd: int) -> float:
@@ -143,12 +141,13 @@ def add_diffs(df: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
 
 def results_frame(results_dir: Path, dataset: str) -> pd.DataFrame:
     """timm-style results table for one vitbench dataset name, built from its 'ok' EvalRecords."""
-    if dataset not in RESULTS_CSV:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(RESULTS_CSV)}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
     stats = stats_by_checkpoint(results_dir)
     df = _base_frame(results_dir, dataset, stats)
-    if dataset in BASELINE:
-        df = add_diffs(df, _base_frame(results_dir, BASELINE[dataset], stats))
+    baseline = DATASETS[dataset].baseline
+    if baseline:
+        df = add_diffs(df, _base_frame(results_dir, baseline, stats))
         return df[TIMM_RESULT_COLUMNS + DIFF_COLUMNS + VITBENCH_RESULT_COLUMNS]
     return df
 
@@ -162,10 +161,10 @@ def write_results_csvs(results_dir: Path) -> list[Path]:
     results_dir = Path(results_dir)
     present = {r.dataset for r in eval_records(results_dir)}
     written = []
-    for dataset in DATASET_ORDER:
+    for dataset, spec in DATASETS.items():
         if dataset not in present:
             continue
-        path = results_dir / f"{RESULTS_CSV[dataset]}.csv"
+        path = results_dir / f"{spec.csv}.csv"
         atomic_write_text(path, _to_csv(results_frame(results_dir, dataset)))
         written.append(path)
     return written
@@ -237,5 +236,5 @@ def write_benchmark_csvs(results_dir: Path) -> list[Path]:
 __all__ = [
     "results_frame", "write_results_csvs", "benchmark_frame", "write_benchmark_csvs", "add_diffs",
     "TIMM_RESULT_COLUMNS", "DIFF_COLUMNS", "VITBENCH_RESULT_COLUMNS", "TIMM_BENCH_COLUMNS",
-    "VITBENCH_BENCH_COLUMNS", "BASELINE", "DATASET_ORDER",
+    "VITBENCH_BENCH_COLUMNS",
 ]

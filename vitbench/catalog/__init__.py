@@ -9,19 +9,6 @@ from importlib import resources
 
 _ROOT = resources.files(__name__)
 
-# results CSV stem (timm's file names) for each vitbench dataset name
-RESULTS_CSV = {
-    "imagenet": "results-imagenet",
-    "real": "results-imagenet-real",
-    "v2": "results-imagenetv2-matched-frequency",
-    "sketch": "results-sketch",
-    "r": "results-imagenet-r",
-    "r-clean": "results-imagenet-r-clean",
-    "a": "results-imagenet-a",
-    "a-clean": "results-imagenet-a-clean",
-}
-
-
 def _lines(rel: str) -> list[str]:
     return [ln.strip() for ln in _ROOT.joinpath(rel).read_text().splitlines() if ln.strip()]
 
@@ -66,13 +53,17 @@ def published_results(dataset: str):
     """timm's published rows for `dataset` (vitbench name) as a DataFrame indexed by model."""
     import pandas as pd
 
-    with _ROOT.joinpath(f"published/{RESULTS_CSV[dataset]}.csv").open() as f:
+    from vitbench.data.specs import check_dataset     # the table imports this module: import late
+
+    with _ROOT.joinpath(f"published/{check_dataset(dataset).csv}.csv").open() as f:
         return pd.read_csv(f).set_index("model")
 
 
 def published_top1(dataset: str, checkpoint: str) -> float | None:
     """timm's published top-1 of `checkpoint` on `dataset`, or None when timm publishes none."""
-    if dataset not in RESULTS_CSV:
+    from vitbench.data.specs import DATASETS
+
+    if dataset not in DATASETS:
         return None
     table = published_results(dataset)
     return float(table.loc[checkpoint, "top1"]) if checkpoint in table.index else None

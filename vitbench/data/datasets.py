@@ -1,5 +1,6 @@
-"""The eval datasets, by name, as data: where each lives, how big it is, how it is labelled and
-which classes it scores.
+"""Opening the eval datasets by name. What each dataset is (where it lives, how big it is, how it is
+labelled, which classes it scores, its title, baseline and CSV name) is the table in
+vitbench.data.specs, re-exported here.
 
     DATASETS["a"]            -> DatasetSpec (frozen)
     expand_datasets(["r"])   -> ["r-clean", "r"]          (baselines first)
@@ -14,19 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import torch
 
-from vitbench.catalog import (
-    RESULTS_CSV,
-    imagenet_synsets,
-    real_labels,
-    subset_indices,
-    subset_synsets,
-)
+from vitbench.catalog import imagenet_synsets, real_labels, subset_indices
 from vitbench.data.layouts import (
     WNID_RE,
     DatasetLayoutError,
@@ -39,79 +33,24 @@ from vitbench.data.layouts import (
     read_hf,
     val_number,
 )
+from vitbench.data.specs import (
+    DATASETS,
+    DatasetSpec,
+    check_dataset,
+    expand_datasets,
+    resolve_override,
+    selectable_datasets,
+    shift_datasets,
+)
 from vitbench.data.transforms import pil_to_uint8_tensor, to_rgb
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DatasetSpec", "DATASETS", "expand_datasets", "open_dataset", "resolve_override", "EvalDataset",
+    "DatasetSpec", "DATASETS", "selectable_datasets", "shift_datasets", "check_dataset", "expand_datasets",
+    "open_dataset", "resolve_override", "EvalDataset",
     "collate_eval", "BadImage", "BadImageError", "DatasetNotFoundError", "DatasetLayoutError",
 ]
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    name: str                        # vitbench name: imagenet, real, v2, sketch, r, a, r-clean, a-clean
-    title: str                       # what people call it
-    folder: str                      # folder under --data-root
-    n_expected: int                  # images in the full dataset
-    layout: str                      # 'imagenet' (any ImageNet-val layout) | 'wnid' | 'numbered'
-    labels: str = "single"           # 'single' | 'real' (multi-label sets, by validation file number)
-    subset: str | None = None        # 'a' | 'r': 200-class subset the logits are restricted to
-    based_on: str | None = None      # the dataset whose images it uses (real, r-clean, a-clean)
-    nested: tuple[str, ...] = ()     # accepted single subfolder names the images may sit in
-    n_scored: int | None = None      # images that count (ReaL: those with a non-empty label set)
-
-    @property
-    def csv(self) -> str:
-        """timm's results CSV stem for this dataset."""
-        return RESULTS_CSV[self.name]
-
-    @property
-    def class_subset(self) -> tuple[int, ...] | None:
-        """Indices into the 1000 classes for restricting logits, or None for all 1000."""
-        return subset_indices(self.subset) if self.subset else None
-
-    @property
-    def class_folders(self) -> tuple[str, ...]:
-        if self.layout == "numbered":
-            return tuple(str(i) for i in range(1000))
-        return subset_synsets(self.subset) if self.subset and self.layout == "wnid" else imagenet_synsets()
-
-
-_VAL_NESTED = ("val", "ILSVRC2012_img_val")
-DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
-    DatasetSpec("imagenet", "ImageNet-val", "imagenet", 50_000, "imagenet", nested=_VAL_NESTED),
-    DatasetSpec("real", "ImageNet-ReaL", "imagenet", 50_000, "imagenet", labels="real",
-                based_on="imagenet", nested=_VAL_NESTED, n_scored=46_837),
-    DatasetSpec("v2", "ImageNetV2 matched-frequency", "imagenetv2-matched-frequency", 10_000, "numbered",
-                nested=("imagenetv2-matched-frequency-format-val",)),
-    DatasetSpec("sketch", "ImageNet-Sketch", "imagenet-sketch", 50_889, "wnid", nested=("sketch",)),
-    DatasetSpec("r", "ImageNet-R", "imagenet-r", 30_000, "wnid", subset="r", nested=("imagenet-r",)),
-    DatasetSpec("r-clean", "ImageNet-val, ImageNet-R classes", "imagenet", 10_000, "imagenet", subset="r",
-                based_on="imagenet", nested=_VAL_NESTED),
-    DatasetSpec("a", "ImageNet-A", "imagenet-a", 7_500, "wnid", subset="a", nested=("imagenet-a",)),
-    DatasetSpec("a-clean", "ImageNet-val, ImageNet-A classes", "imagenet", 10_000, "imagenet", subset="a",
-                based_on="imagenet", nested=_VAL_NESTED),
-)}
-
-
-def expand_datasets(names: Sequence[str]) -> list[str]:
-    """Dataset names to run, in order, with the clean baseline before each of r and a."""
-    out: list[str] = []
-    for n in names:
-        if n not in DATASETS:
-            raise KeyError(f"Unknown dataset {n!r}. Available: {', '.join(DATASETS)}")
-        for m in ((f"{n}-clean", n) if n in ("r", "a") else (n,)):
-            if m not in out:
-                out.append(m)
-    return out
-
-
-def resolve_override(name: str, overrides: dict[str, str]) -> str | None:
-    """The --data override for `name`: its own, else the one of the dataset it is based on."""
-    spec = DATASETS[name]
-    return overrides.get(name) or (overrides.get(spec.based_on) if spec.based_on else None)
 
 
 # ---------------------------------------------------------------- bad images
@@ -237,11 +176,9 @@ def open_dataset(name: str, data_root: str | os.PathLike | None = None, override
                  transform: Callable | None = None) -> EvalDataset:
     """The dataset `name` from `override` (a path or 'hf:ID'), else `data_root`/<folder>, else
     $VITBENCH_DATA/<folder>. Checks the layout and class set before reading any image."""
-    if name not in DATASETS:
-        raise KeyError(f"Unknown dataset {name!r}. Available: {', '.join(DATASETS)}")
+    spec = check_dataset(name)
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
-    spec = DATASETS[name]
     source = override or _locate(spec, data_root)
     if source.startswith("hf:") or _is_hf_path(Path(source)):
         listing = _read_hf_source(spec, source)
