@@ -1,4 +1,12 @@
-"""The checkpoint registry: every checkpoint vitbench knows, loaded from `catalog/checkpoints.yaml`.
+"""The checkpoint registry: every checkpoint vitbench knows.
+
+Two sources, each fact in one place:
+- `catalog/timm_pretrained.json`: timm's pretrained config of every zoo checkpoint (input_size,
+  crop_pct, crop_mode, interpolation, mean, std, num_classes, hf_hub_id, license), as timm 1.0.31
+  states it (copied from the reference; never edited by hand).
+- `catalog/checkpoints.yaml` and `catalog/zoo/*.yaml`: which checkpoints are registered, with the
+  card facts of their lineage (description, papers, datasets, origin). A timm checkpoint's YAML entry
+  may not restate a pretrained-config fact; a transformers-format checkpoint states its own.
 
 A checkpoint is `arch.tag` (timm's naming; the tag names the data lineage) or, for a
 transformers-format checkpoint, its Hub id. Its `CheckpointCfg` carries everything downstream
@@ -69,13 +77,40 @@ class CheckpointCfg:
 
 _LIST_FIELDS = {"input_size", "mean", "std"}
 _CARD_ONLY = {"papers", "citations"}
+# timm's pretrained-config facts: for a timm checkpoint these come from timm_pretrained.json only
+PRETRAINED_FIELDS = ("input_size", "crop_pct", "crop_mode", "interpolation", "mean", "std", "num_classes",
+                     "hf_hub_id", "license")
+
+
+@functools.cache
+def timm_pretrained() -> dict[str, dict]:
+    """timm's pretrained config of every zoo checkpoint, by `arch.tag`."""
+    import json
+
+    return json.loads(resources.files("vitbench.catalog").joinpath("timm_pretrained.json").read_text())
+
+
+def _pretrained_facts(name: str, raw: dict, lineage: dict) -> dict:
+    """The pretrained-config facts of timm checkpoint `name`, from timm_pretrained.json alone."""
+    restated = sorted(f for f in PRETRAINED_FIELDS if f in raw or f in lineage)
+    if restated:
+        raise ValueError(f"catalog: timm checkpoint {name!r} restates {restated}; these come from "
+                         f"timm_pretrained.json (one place per fact)")
+    try:
+        ref = timm_pretrained()[name]
+    except KeyError:
+        raise ValueError(f"catalog: timm checkpoint {name!r} is not in timm_pretrained.json") from None
+    return {f: ref[f] for f in PRETRAINED_FIELDS}
 
 
 def _build(name: str, raw: dict, catalog: dict) -> CheckpointCfg:
     lineage_name = raw.get("lineage")
     if lineage_name not in catalog["lineages"]:
         raise ValueError(f"catalog: checkpoint {name!r} names unknown lineage {lineage_name!r}")
-    merged = {**catalog["defaults"], **catalog["lineages"][lineage_name], **raw}
+    lineage = catalog["lineages"][lineage_name]
+    merged = {**catalog["defaults"], **lineage, **raw}
+    if merged.get("weights_format", "timm") == "timm":
+        merged.update(_pretrained_facts(name, raw, lineage))
     bib = catalog["bibliography"]
 
     def papers(keys):
@@ -106,10 +141,27 @@ def _build(name: str, raw: dict, catalog: dict) -> CheckpointCfg:
     return CheckpointCfg(**kwargs)
 
 
+def _load_catalog() -> dict:
+    """checkpoints.yaml merged with every catalog/zoo/*.yaml (each may add bibliography, lineages and
+    checkpoints; a name defined twice is an error)."""
+    root = resources.files("vitbench.catalog")
+    catalog = yaml.safe_load(root.joinpath("checkpoints.yaml").read_text())
+    zoo = root.joinpath("zoo")
+    parts = sorted((p for p in zoo.iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name) \
+        if zoo.is_dir() else []
+    for part in parts:
+        extra = yaml.safe_load(part.read_text()) or {}
+        for section in ("bibliography", "lineages", "checkpoints"):
+            clash = sorted(set(extra.get(section) or {}) & set(catalog.setdefault(section, {})))
+            if clash:
+                raise ValueError(f"catalog: zoo/{part.name} redefines {section} {clash}")
+            catalog[section].update(extra.get(section) or {})
+    return catalog
+
+
 @functools.cache
 def _catalog() -> dict[str, CheckpointCfg]:
-    text = resources.files("vitbench.catalog").joinpath("checkpoints.yaml").read_text()
-    catalog = yaml.safe_load(text)
+    catalog = _load_catalog()
     return {name: _build(name, raw or {}, catalog) for name, raw in catalog["checkpoints"].items()}
 
 
