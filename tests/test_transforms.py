@@ -50,8 +50,33 @@ def test_crop_matches_timm_exactly(image):
 
 
 def test_golden_set_is_complete():
-    assert len(INDEX["images"]) == 18 and len(INDEX["configs"]) == 5
-    assert len(list((PRE / "expected").glob("*.png"))) == 90
+    assert len(INDEX["images"]) == 18 and len(INDEX["configs"]) == 5 and len(INDEX["configs_all"]) == 19
+    assert len(list((PRE / "expected").glob("*.png"))) == 90 + 3 * 15   # 3 images x the 15 configs not among the five
+
+
+@pytest.mark.parametrize("c", INDEX["configs_all"], ids=lambda c: c["tag"])
+def test_every_zoo_data_config_matches_timm(c):
+    """All 19 data configs of the zoo (squash and 0.875 bilinear included): timm's uint8 crop of each of
+    the 18 images, compared by the sha256 of its H x W x 3 RGB bytes (and by pixels where a PNG is kept)."""
+    import hashlib
+
+    dc = cfg(tuple(c["input_size"][1:]), c["crop_pct"], c["crop_mode"], c["interpolation"])
+    transform = create_crop_transform(dc)
+    for image, digest in c["sha256"].items():
+        img = Image.open(PRE / "images" / image)
+        crop = np.ascontiguousarray(hwc(transform(img)))
+        expected_png = PRE / "expected" / f"{image.rsplit('.', 1)[0]}__{c['tag']}.png"
+        if expected_png.is_file():
+            assert np.array_equal(crop, np.array(Image.open(expected_png).convert("RGB"))), f"{image} {c['tag']}"
+        assert hashlib.sha256(crop.tobytes()).hexdigest() == digest, f"{image} {c['tag']}"
+
+
+def test_every_registered_checkpoint_uses_a_golden_data_config():
+    """No checkpoint is evaluated with a data config whose crops were not checked against timm's."""
+    checked = {(tuple(c["input_size"]), c["crop_pct"], c["crop_mode"], c["interpolation"]) for c in INDEX["configs_all"]}
+    for name in vitbench.list_models():
+        dc = vitbench.resolve_data_config(name)
+        assert (tuple(dc.input_size), dc.crop_pct, dc.crop_mode, dc.interpolation) in checked, name
 
 
 # ---------------------------------------------------------------- normalize
