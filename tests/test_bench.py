@@ -67,7 +67,10 @@ def test_other_errors_are_not_retried():
 
 def test_settings_defaults_per_device():
     cpu = BenchConfig(checkpoints=(TINY,)).settings()
-    assert cpu.batch_size <= 8 and cpu.warmup_steps <= 2 and cpu.repeats == 3
+    assert cpu.batch_size <= 8 and cpu.warmup_steps <= 2 and cpu.repeats == 3 and cpu.time_budget_s == 2.0
+    assert BenchConfig(checkpoints=(TINY,), time_budget_s=0).settings().time_budget_s is None
+    assert BenchConfig(checkpoints=(TINY,), time_budget_s=5).settings().time_budget_s == 5
+    assert BenchConfig(checkpoints=(TINY,), device="cuda").settings().time_budget_s is None
     cuda = BenchConfig(checkpoints=(TINY,), device="cuda:1").settings()
     assert (cuda.batch_size, cuda.warmup_steps, cuda.timed_steps, cuda.repeats) == (256, 10, 40, 3)
     mine = BenchConfig(checkpoints=(TINY,), batch_size=4, warmup_steps=0, timed_steps=2, repeats=1).settings()
@@ -78,7 +81,7 @@ def test_settings_defaults_per_device():
 
 def test_benchmark_checkpoint_fields_from_a_real_cpu_run(tmp_path):
     cfg = BenchConfig(checkpoints=(TINY,), batch_size=2, warmup_steps=1, timed_steps=2, repeats=2,
-                      results_dir=tmp_path)
+                      results_dir=tmp_path, time_budget_s=0)     # 0: fixed steps, no budget
     rec = benchmark_checkpoint(TINY, cfg)
     assert isinstance(rec, BenchRecord)
     assert (rec.checkpoint, rec.architecture, rec.device, rec.precision) == (
@@ -96,7 +99,7 @@ def test_benchmark_checkpoint_fields_from_a_real_cpu_run(tmp_path):
 
 def test_bf16_input_and_model(tmp_path):
     cfg = BenchConfig(checkpoints=(TINY,), precision="bf16", batch_size=1, warmup_steps=0, timed_steps=1,
-                      repeats=1, results_dir=tmp_path)
+                      repeats=1, results_dir=tmp_path, time_budget_s=0)
     rec = benchmark_checkpoint(TINY, cfg)
     assert rec.precision == "bf16" and rec.latency_ms_bs1 == rec.step_time_ms
 
@@ -151,3 +154,55 @@ def test_a_record_from_another_machine_is_rerun(tmp_path):
     assert not measured_here(path, "cpu")
     assert bench_main(cfg) == 0                       # reruns instead of keeping the foreign number
     assert read_record(path).samples_per_sec > 0
+
+
+# ---------------------------------------------------------------------------- time budget
+
+@pytest.mark.parametrize("step_ms, expected", [
+    (10.0, (3, 3)),      # 200 steps fit: the configured 3 x 3
+    (300.0, (2, 3)),     # 6 steps fit: 2 per repeat, 3 repeats
+    (700.0, (1, 2)),     # 2 steps fit: 1 step, 2 repeats
+    (1500.0, (1, 1)),    # 1 step fits
+    (9000.0, (1, 1)),    # slower than the budget: at least one step
+])
+def test_fit_to_budget(step_ms, expected):
+    from vitbench.bench import BenchSettings, fit_to_budget
+
+    s = BenchSettings(batch_size=1, warmup_steps=1, timed_steps=3, repeats=3, time_budget_s=2.0)
+    assert fit_to_budget(step_ms, s) == expected
+    assert fit_to_budget(step_ms, BenchSettings(1, 1, 3, 3, None)) == (3, 3)   # no budget: fixed
+
+
+class _Slow(torch.nn.Module):
+    """A model whose forward takes `seconds` (sleeps) and counts its calls."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.calls = seconds, 0
+
+    def forward(self, x):
+        import time
+
+        self.calls += 1
+        time.sleep(self.seconds)
+        return x
+
+
+def test_a_model_slower_than_the_budget_runs_one_forward_and_says_so():
+    from vitbench.bench import BenchSettings, time_model
+
+    model = _Slow(0.05)
+    s = BenchSettings(batch_size=1, warmup_steps=1, timed_steps=3, repeats=3, time_budget_s=0.01)
+    t = time_model(model, 1, 8, torch.device("cpu"), "fp32", False, s)
+    assert model.calls == 1                                    # no second forward
+    assert (t.warmup_steps, t.timed_steps, t.repeats) == (0, 1, 1)
+    assert t.samples_per_sec == pytest.approx(1e3 / t.step_time_ms)
+
+
+def test_the_budget_and_the_steps_run_are_recorded(tmp_path):
+    cfg = BenchConfig(checkpoints=(TINY,), results_dir=tmp_path, time_budget_s=3.0)
+    rec = benchmark_checkpoint(TINY, cfg)
+    assert rec.time_budget_s == 3.0
+    # either the first step already took the budget (it is the sample), or a warm-up and 1..3 x 1..3 steps
+    single = (rec.warmup_steps, rec.timed_steps, rec.repeats) == (0, 1, 1)
+    assert single or (rec.warmup_steps >= 1 and 1 <= rec.timed_steps <= 3 and 1 <= rec.repeats <= 3)

@@ -40,12 +40,15 @@ class BenchSettings:
     warmup_steps: int
     timed_steps: int
     repeats: int
+    time_budget_s: float | None = None     # seconds of timed forwards per model; None: fixed steps
 
 
-# CPU: timm's published CPU benchmark runs batch 1; a few steps keep `vitbench run --all` on a 2-core
-# machine to minutes. CUDA: timm's benchmark.py defaults (batch 256, 10 warmup, 40 timed steps).
+# CPU: timm's published CPU benchmark runs batch 1, and the steps adapt to a time budget per model, so
+# `vitbench run --all` over the whole zoo stays within minutes on a 2-core machine (a 1 B-parameter
+# model at 560 px is one forward of ~35 s there: it is timed once, not seven times).
+# CUDA: timm's benchmark.py defaults (batch 256, 10 warmup, 40 timed steps).
 DEFAULTS = {
-    "cpu": BenchSettings(batch_size=1, warmup_steps=1, timed_steps=3, repeats=3),
+    "cpu": BenchSettings(batch_size=1, warmup_steps=1, timed_steps=3, repeats=3, time_budget_s=2.0),
     "cuda": BenchSettings(batch_size=256, warmup_steps=10, timed_steps=40, repeats=3),
 }
 
@@ -63,14 +66,19 @@ class BenchConfig:
     warmup_steps: int | None = None
     timed_steps: int | None = None
     repeats: int | None = None
+    time_budget_s: float | None = None      # None: the device default (CPU 2 s); 0: fixed steps
 
     def settings(self) -> BenchSettings:
         base = DEFAULTS["cuda" if _device_type(self.device) == "cuda" else "cpu"]
+        budget = base.time_budget_s if self.time_budget_s is None else (self.time_budget_s or None)
+        if budget is not None and budget < 0:
+            raise ValueError(f"time budget must be >= 0 seconds, got {budget}")
         return BenchSettings(
             batch_size=self.batch_size or base.batch_size,
             warmup_steps=base.warmup_steps if self.warmup_steps is None else self.warmup_steps,
             timed_steps=self.timed_steps or base.timed_steps,
             repeats=self.repeats or base.repeats,
+            time_budget_s=budget,
         )
 
 
@@ -122,6 +130,23 @@ class Timing:
     spread: tuple[float, float]             # (min, max) samples/s over repeats
     step_time_ms: float                     # step time at the median samples/s
     peak_memory_mb: float | None
+    warmup_steps: int                       # the steps actually run (a time budget may cut them)
+    timed_steps: int
+    repeats: int
+
+
+def fit_to_budget(step_ms: float, s: BenchSettings) -> tuple[int, int]:
+    """(timed steps per repeat, repeats) that fit `s.time_budget_s`, given one step of `step_ms`.
+
+    At most the configured steps and repeats, at least one of each: steps first shrink so that all
+    repeats fit, then repeats, so a model slower than the budget is timed exactly once.
+    """
+    if s.time_budget_s is None:
+        return s.timed_steps, s.repeats
+    steps_fit = int(s.time_budget_s * 1e3 // max(step_ms, 1e-6))
+    steps = max(1, min(s.timed_steps, steps_fit // s.repeats))
+    repeats = max(1, min(s.repeats, steps_fit // steps))
+    return steps, repeats
 
 
 class _Clock:
@@ -151,7 +176,12 @@ class _Clock:
 
 def time_model(model: torch.nn.Module, batch_size: int, img_size: int, device: torch.device,
                precision: str, channels_last: bool, s: BenchSettings) -> Timing:
-    """Warm up, then time `s.repeats` runs of `s.timed_steps` forward passes at `batch_size`."""
+    """Warm up, then time `s.repeats` runs of `s.timed_steps` forward passes at `batch_size`.
+
+    With a time budget the first warm-up step is timed and sets how many steps and repeats fit
+    (`fit_to_budget`); when that one step already exceeds the budget it is the measurement itself
+    (warm-up 0, 1 step, 1 repeat), so a giant model costs one forward, not seven.
+    """
     x = torch.randn(batch_size, 3, img_size, img_size, device=device, dtype=input_dtype(precision))
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -159,21 +189,34 @@ def time_model(model: torch.nn.Module, batch_size: int, img_size: int, device: t
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     on_device = torch.cuda.device(device) if cuda else contextlib.nullcontext()   # events on its stream
+    warmup, steps, repeats = s.warmup_steps, s.timed_steps, s.repeats
     with on_device, torch.inference_mode(), autocast(device, precision):
-        for _ in range(s.warmup_steps):
-            model(x)
         rates = []
-        for _ in range(s.repeats):
+        if s.time_budget_s is not None:
+            with _Clock(device) as first:                 # the first warm-up step, timed
+                model(x)
+            steps, repeats = fit_to_budget(first.ms, s)
+            if first.ms >= s.time_budget_s * 1e3:         # one step is the whole budget: it is the sample
+                warmup, steps, repeats = 0, 1, 1
+                rates.append(batch_size * 1e3 / first.ms)
+            else:
+                warmup = max(warmup, 1)
+            remaining_warmup = warmup - 1
+        else:
+            remaining_warmup = warmup
+        for _ in range(max(remaining_warmup, 0)):
+            model(x)
+        for _ in range(repeats - len(rates)):
             with _Clock(device) as clock:
-                for _ in range(s.timed_steps):
+                for _ in range(steps):
                     model(x)
-            rates.append(batch_size * s.timed_steps * 1e3 / clock.ms)
+            rates.append(batch_size * steps * 1e3 / clock.ms)
     # CUDA: the allocator's peak (weights + activations). CPU: not measured -- the process's peak RSS
     # is a lifetime maximum, so its growth reads 0 for any model smaller than an earlier one.
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
     rate = statistics.median(rates)
     # the step time is the median rate's, so samples/s * step time = batch size (timm's CSVs agree)
-    return Timing(rate, (min(rates), max(rates)), batch_size * 1e3 / rate, peak)
+    return Timing(rate, (min(rates), max(rates)), batch_size * 1e3 / rate, peak, warmup, steps, repeats)
 
 
 # ---------------------------------------------------------------------------- one checkpoint
@@ -216,7 +259,8 @@ def benchmark_checkpoint(name: str, cfg: BenchConfig):
     if bs == 1:
         latency = t.step_time_ms
     else:   # a shorter run at batch 1 for the latency figure
-        short = replace(s, warmup_steps=min(s.warmup_steps, 2) or 1, timed_steps=max(s.timed_steps // 4, 2))
+        short = replace(s, warmup_steps=min(s.warmup_steps, 2) or 1, timed_steps=max(s.timed_steps // 4, 2),
+                        time_budget_s=None if s.time_budget_s is None else s.time_budget_s / 4)
         latency = time_model(model, 1, img, device, cfg.precision, cfg.channels_last, short).step_time_ms
     return BenchRecord(
         checkpoint=name,
@@ -232,9 +276,10 @@ def benchmark_checkpoint(name: str, cfg: BenchConfig):
         peak_memory_mb=None if t.peak_memory_mb is None else round(t.peak_memory_mb, 1),
         compile=cfg.compile,
         channels_last=cfg.channels_last,
-        warmup_steps=s.warmup_steps,
-        timed_steps=s.timed_steps,
-        repeats=s.repeats,
+        warmup_steps=t.warmup_steps,
+        timed_steps=t.timed_steps,
+        repeats=t.repeats,
+        time_budget_s=s.time_budget_s,
         oom_batch_sizes=ooms,
         provenance=provenance(cfg.device),
     )

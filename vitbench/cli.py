@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad-images", action="store_true",
                    help="skip unreadable images (recorded) instead of failing the job")
     p.add_argument("--no-bench", action="store_true", help="skip the throughput benchmark")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="seconds of timed forwards per checkpoint: steps and repeats shrink to fit, a model slower than this is timed once (default: 2 on CPU, fixed steps on CUDA; 0: fixed steps)")
     p.add_argument("--no-report", action="store_true", help="skip cards/tables/plots at the end")
 
     p = sub.add_parser("stats", help="params, GMACs and activations")
@@ -119,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--results-dir", type=Path, default=Path("results"))
     p.add_argument("--force", action="store_true", help="rerun checkpoints that have a record")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="seconds of timed forwards per checkpoint: steps and repeats shrink to fit, a model slower than this is timed once (default: 2 on CPU, fixed steps on CUDA; 0: fixed steps)")
 
     p = sub.add_parser("report", help="model cards, comparison tables and plots from the records")
     p.add_argument("--results-dir", type=Path, default=Path("results"))
@@ -166,6 +170,7 @@ def cmd_run(args) -> int:
         skip_bad_images=args.skip_bad_images,
         bench=not args.no_bench,
         report=not args.no_report,
+        bench_time_budget=args.time_budget,
     )
     return run(cfg)
 
@@ -190,6 +195,7 @@ def cmd_bench(args) -> int:
         channels_last=args.channels_last,
         results_dir=args.results_dir,
         force=args.force,
+        time_budget_s=args.time_budget,
     )
     return bench_main(cfg)
 

@@ -114,9 +114,10 @@ class BenchRecord:
     peak_memory_mb: float | None     # CUDA peak allocated; None on CPU (not measured)
     compile: bool = False
     channels_last: bool = False
-    warmup_steps: int = 0
+    warmup_steps: int = 0            # the steps actually run (a time budget may cut them)
     timed_steps: int = 0
     repeats: int = 0
+    time_budget_s: float | None = None   # seconds of timing allowed per model (CPU default), None: fixed steps
     oom_batch_sizes: list[int] = field(default_factory=list)   # sizes tried that ran out of memory
     provenance: Provenance | None = None
     kind: str = "bench"

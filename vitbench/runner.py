@@ -54,6 +54,7 @@ class RunConfig:
     skip_bad_images: bool
     bench: bool                                # also measure throughput per checkpoint
     report: bool                               # render cards/tables/plots at the end
+    bench_time_budget: float | None = None     # seconds of timing per checkpoint (None: device default)
 
     @property
     def device_type(self) -> str:
@@ -235,7 +236,7 @@ def _bench(name: str, cfg: RunConfig, summary: Summary) -> None:
         return
     bcfg = bench.BenchConfig(checkpoints=(name,), device=cfg.device, precision=cfg.precision,
                              batch_size=None, compile=False, channels_last=False,   # bench defaults
-                             results_dir=cfg.results_dir, force=cfg.force)
+                             results_dir=cfg.results_dir, force=cfg.force, time_budget_s=cfg.bench_time_budget)
     try:
         rec = bench.benchmark_checkpoint(name, bcfg)
     except Exception as e:  # noqa: BLE001
