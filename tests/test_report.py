@@ -169,7 +169,7 @@ def test_plots_written(rendered):
     out, files = rendered
     pngs = sorted(p.name for p in files if p.suffix == ".png")
     assert pngs == sorted([
-        "top1_vs_throughput_cuda_amp_bf16.png", "top1_vs_throughput_cpu_fp32.png", "top1_vs_gmacs.png",
+        "top1_vs_throughput_cuda_amp_bf16.png", "top1_vs_throughput_cpu_fp32.png", "top1_vs_gmacs.png", "top1_vs_params.png",
         "imagenet_vs_real.png", "imagenet_vs_v2.png", "imagenet_vs_sketch.png", "imagenet_vs_r.png",
         "imagenet_vs_a.png", "throughput_vs_gmacs_cuda_amp_bf16.png", "throughput_vs_gmacs_cpu_fp32.png"])
     for name in pngs:

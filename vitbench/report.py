@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from vitbench import plots
+from vitbench import plots, report_html
 from vitbench.catalog import published_benchmarks, published_top1
 from vitbench.data.specs import DATASETS, shift_datasets
 from vitbench.records import (
@@ -549,8 +549,14 @@ def draw_plots(recs: Records, plots_dir: Path) -> tuple[list[dict], list[str]]:
                              xlabel="GMACs (incl. attention matmuls, log scale)", ylabel="ImageNet-1k top-1 (%)",
                              front=plots.pareto_front(pts, maximize_x=False), logx=True)
         drawn.append({"title": "ImageNet top-1 vs GMACs", "file": f"plots/{path.name}"})
+        pts = [plots.Point(n, s.param_count / 1e6, e.top1) for n, s in sorted(recs.stats.items())
+               if (e := recs.best_ok(n, "imagenet")) is not None]
+        path = plots.scatter(plots_dir / "top1_vs_params.png", pts, title="ImageNet top-1 vs parameters",
+                             xlabel="parameters (M, log scale)", ylabel="ImageNet-1k top-1 (%)",
+                             front=plots.pareto_front(pts, maximize_x=False), logx=True)
+        drawn.append({"title": "ImageNet top-1 vs parameters", "file": f"plots/{path.name}"})
     else:
-        notes.append("top-1 vs GMACs: skipped, no checkpoint has both a stats record and an ImageNet record.")
+        notes.append("top-1 vs GMACs and vs parameters: skipped, no checkpoint has both a stats record and an ImageNet record.")
     for ds in shift_datasets():
         pts = []
         for name in sorted({r.checkpoint for r in recs.evals}):
@@ -609,11 +615,13 @@ def comparison_view_model(results_dir: Path, recs: Records, plot_list: list[dict
 # ---------------------------------------------------------------------------- rendering
 
 def environment(templates_dir: Path | None = None) -> jinja2.Environment:
+    """Markdown templates render as written; `*.html.j2` templates escape what they insert. A
+    `templates_dir` overrides the packaged templates it holds; the others still come from the package."""
+    loader = jinja2.FunctionLoader(_packaged_template)
     if templates_dir is not None:
-        loader = jinja2.FileSystemLoader(str(templates_dir))
-    else:
-        loader = jinja2.FunctionLoader(_packaged_template)
-    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=False,
+        loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(templates_dir)), loader])
+    autoescape = jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False)
+    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=autoescape,
                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
 
 
@@ -642,15 +650,16 @@ def render_card(cfg: CheckpointCfg, recs: Records, env: jinja2.Environment) -> s
 
 
 def render_reports(results_dir: Path, out_dir: Path, templates_dir: Path | None = None) -> list[Path]:
-    """Cards for every registered checkpoint, comparison.md and the plots, from the records under
-    `results_dir`; returns the files written (sorted)."""
+    """Cards for every registered checkpoint, comparison.md, the plots and the HTML report (index.html
+    and a page per card), from the records under `results_dir`; returns the files written (sorted)."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     env = environment(templates_dir)
     recs = Records.load(results_dir)
-    written = []
+    written, cards = [], {}
     for name in list_models():
         path = out_dir / "cards" / f"{safe_name(name)}.md"
-        atomic_write_text(path, render_card(get_checkpoint(name), recs, env))
+        cards[name] = render_card(get_checkpoint(name), recs, env)
+        atomic_write_text(path, cards[name])
         written.append(path)
     plot_list, plot_notes = draw_plots(recs, out_dir / "plots")
     written += [out_dir / p["file"] for p in plot_list]
@@ -658,6 +667,8 @@ def render_reports(results_dir: Path, out_dir: Path, templates_dir: Path | None 
     path = out_dir / "comparison.md"
     atomic_write_text(path, _tidy(env.get_template("comparison.md.j2").render(cmp=view)))
     written.append(path)
+    index = report_html.index_view(results_dir, recs, view, results_frame)
+    written += report_html.write_html(out_dir, env, index, cards)
     return sorted(written)
 
 
