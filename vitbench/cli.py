@@ -55,7 +55,7 @@ def _data_overrides(items: list[str]) -> dict[str, str]:
     for item in items:
         name, sep, target = item.partition("=")
         if not sep or not name or not target:
-            raise UsageError(f"--data {item!r}: expected NAME=PATH or NAME=hf:DATASET_ID")
+            raise UsageError(f"--data {item!r}: expected NAME=PATH or NAME=hf:DATASET_ID (optionally @split)")
         out[name.strip()] = target.strip()
     return out
 
@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", type=Path, default=None,
                    help="folder with one subfolder per dataset (default: $VITBENCH_DATA)")
     p.add_argument("--data", action="append", default=[], metavar="NAME=PATH|NAME=hf:ID",
-                   help="point one dataset elsewhere (repeatable)")
+                   help="point one dataset elsewhere (repeatable); PATH@split or hf:ID@split picks a "
+                        "split (default: validation)")
     _add_device_flags(p, None)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--limit", type=int, default=None, help="first N images per dataset (smoke runs)")
@@ -100,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of <checkpoint>.safetensors/.pth/.bin or transformers folders")
     p.add_argument("--results-dir", type=Path, default=Path("results"))
     p.add_argument("--reports-dir", type=Path, default=Path("reports"))
-    p.add_argument("--force", action="store_true", help="rerun jobs that already have a record")
+    p.add_argument("--force", action="store_true",
+                   help="rerun jobs that already have a record (without it, an 'ok' record is reused "
+                        "only when made on the same data)")
     p.add_argument("--skip-bad-images", action="store_true",
                    help="skip unreadable images (recorded) instead of failing the job")
     p.add_argument("--no-bench", action="store_true", help="skip the throughput benchmark")

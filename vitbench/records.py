@@ -33,6 +33,25 @@ def unsafe_name(stem: str) -> str:
 
 
 @dataclass
+class DataFingerprint:
+    """The data an eval record was measured on (vitbench.data.datasets.data_fingerprint): a record
+    stands for a job only when the job's data has the same fingerprint."""
+    root: str                      # dataset folder, parquet file/folder or hf:ID (with any @split)
+    n_images: int                  # images the dataset scores (class subset applied, before --limit)
+    sha256: str                    # of the sorted (file relative to root, label) pairs; no image is read
+
+    def mismatch(self, other: "DataFingerprint") -> str | None:
+        """Why `other` is different data, in a few words; None when it is the same."""
+        if self.root != other.root:
+            return f"data root {self.root} -> {other.root}"
+        if self.n_images != other.n_images:
+            return f"{self.n_images:,} -> {other.n_images:,} images in {other.root}"
+        if self.sha256 != other.sha256:
+            return f"the file list or labels in {other.root} changed ({self.n_images:,} images)"
+        return None
+
+
+@dataclass
 class Provenance:
     vitbench_version: str
     git_sha: str | None            # of the vitbench checkout, None when not a git checkout
@@ -43,6 +62,7 @@ class Provenance:
     device_name: str               # e.g. 'NVIDIA H100 80GB HBM3' or the CPU model
     hostname: str
     created_at: str                # UTC ISO-8601, when the record was written
+    data_fingerprint: DataFingerprint | None = None   # eval records: the data measured on
 
 
 @dataclass
@@ -81,6 +101,26 @@ class EvalRecord:
     provenance: Provenance | None = None
     kind: str = "eval"
     schema_version: int = SCHEMA_VERSION
+
+    # One rule for every report (CSV, cards, comparison, plots, HTML): only a record measured on the
+    # whole dataset is compared with published numbers; any other is labelled as a subset.
+    @property
+    def comparable_to_published(self) -> bool:
+        """True for an 'ok' record of the complete dataset: it may get a delta / CI check against a
+        published full-set figure."""
+        return self.status == "ok" and self.complete is True
+
+    @property
+    def subset_label(self) -> str | None:
+        """'subset, 1,000 of 50,000' for an 'ok' record not of the whole dataset (a --limit run, a
+        partial folder, skipped images); None for a complete one (and for records that are not ok)."""
+        if self.status != "ok" or self.complete:
+            return None
+        if self.complete is None:
+            return "subset? (completeness not recorded)"
+        if self.n_images is not None and self.n_expected:
+            return f"subset, {self.n_images:,} of {self.n_expected:,}"
+        return "subset"
 
 
 @dataclass
@@ -125,7 +165,7 @@ class BenchRecord:
 
 
 _KINDS = {"eval": EvalRecord, "stats": StatsRecord, "bench": BenchRecord}
-_NESTED = {"provenance": Provenance, "weights": WeightsInfo}
+_NESTED = {"provenance": Provenance, "weights": WeightsInfo, "data_fingerprint": DataFingerprint}
 _TUPLES = {"top1_ci", "top5_ci", "samples_per_sec_spread"}
 
 

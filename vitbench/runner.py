@@ -97,6 +97,7 @@ def check_config(cfg: RunConfig) -> None:
     import torch
 
     from vitbench.data.datasets import DATASETS
+    from vitbench.data.layouts import parse_source
 
     if cfg.precision not in PRECISIONS:
         raise RunConfigError(f"--precision {cfg.precision!r}: expected one of {', '.join(PRECISIONS)}")
@@ -122,9 +123,10 @@ def check_config(cfg: RunConfig) -> None:
         if name not in DATASETS:
             raise RunConfigError(f"--data {name}={target}: unknown dataset {name!r}; "
                                  f"choose from {', '.join(DATASETS)}")
-        if not target.startswith("hf:") and not Path(target).expanduser().exists():
-            raise RunConfigError(f"--data {name}={target}: {target} does not exist "
-                                 f"(give an existing folder or file, or hf:DATASET_ID)")
+        path, _ = parse_source(target)
+        if not path.startswith("hf:") and not Path(path).expanduser().exists():
+            raise RunConfigError(f"--data {name}={target}: {path} does not exist "
+                                 f"(give an existing folder or file, or hf:DATASET_ID; @split picks a split)")
     if cfg.data_root is not None and not Path(cfg.data_root).is_dir():
         raise RunConfigError(f"--data-root {cfg.data_root}: not a folder")
 
@@ -176,9 +178,18 @@ def _read_existing(path: Path):
         return None
 
 
-def _satisfies(rec, cfg: RunConfig) -> bool:
-    """An 'ok' record of a full run satisfies any job; one of a --limit run only a run with that limit."""
-    return rec is not None and rec.status == "ok" and (rec.limit is None or rec.limit == cfg.limit)
+def _why_rerun(rec, cfg: RunConfig, fingerprint) -> str | None:
+    """None when `rec` stands for the job: an 'ok' record made on the same data (same fingerprint)
+    by a full run, or by a --limit run with this job's limit. Otherwise why the job runs again."""
+    if rec is None or rec.status != "ok":
+        return "no 'ok' record"
+    if rec.limit is not None and rec.limit != cfg.limit:
+        return f"its record is of a --limit {rec.limit} run"
+    old = rec.provenance.data_fingerprint if rec.provenance else None
+    if old is None:
+        return "its record does not say which data it was measured on (made before data fingerprints)"
+    why = old.mismatch(fingerprint)
+    return f"its record was measured on other data ({why})" if why else None
 
 
 def _write_unless_ok(job: Job, rec: EvalRecord) -> None:
@@ -201,7 +212,7 @@ def _base_record(job: Job, cfg: RunConfig, **kw) -> EvalRecord:
     return EvalRecord(
         checkpoint=job.checkpoint, dataset=job.dataset, precision=job.precision,
         architecture=ck.architecture if ck else None, img_size=ck.img_size if ck else None,
-        batch_size=cfg.eval_batch_size, limit=cfg.limit, provenance=records.provenance(cfg.device), **kw)
+        batch_size=cfg.eval_batch_size, limit=cfg.limit, **{"provenance": records.provenance(cfg.device), **kw})
 
 
 def _pct(x: float) -> float | None:
@@ -313,19 +324,38 @@ def _open(job: Job, cfg: RunConfig):
                         limit=cfg.limit, skip_bad_images=cfg.skip_bad_images)
 
 
-def _run_job(job: Job, slot: _ModelSlot, cfg: RunConfig, summary: Summary) -> None:
+def _run_job(job: Job, slot: _ModelSlot, cfg: RunConfig, summary: Summary, opened: dict) -> None:
     from vitbench.data.datasets import DatasetLayoutError, DatasetNotFoundError
     from vitbench.data.transforms import create_crop_transform
 
     tag = f"{job.checkpoint} {job.dataset} {job.precision}"
-    weights_reason = slot.resolve()
-    try:
-        ds = _open(job, cfg)
-    except DatasetNotFoundError as e:
+    old = None if cfg.force else _read_existing(job.record)
+    if job.dataset not in opened:           # list each dataset once per run (its jobs share it)
+        try:
+            opened[job.dataset] = _open(job, cfg)
+        except Exception as e:  # noqa: BLE001 - kept, and answered for every job of the dataset
+            log.debug("opening %s failed", job.dataset, exc_info=True)
+            opened[job.dataset] = e
+    ds = opened[job.dataset]
+    if isinstance(ds, DatasetNotFoundError):
+        if old is not None and old.status == "ok":      # nothing here to check it against: kept
+            summary.skipped.append(f"{job.checkpoint} {job.dataset}")
+            log.debug("skip %s: its data is not on this machine; the 'ok' record is kept", tag)
+            return None
+        weights_reason = slot.resolve()
         weights = [("no weights found", weights_reason)] if weights_reason else []
-        return _not_run(job, cfg, summary, weights + [(f"dataset {job.dataset!r} not found", str(e))])
-    except DatasetLayoutError as e:
-        return _failed(job, cfg, summary, f"dataset layout: {e}")
+        return _not_run(job, cfg, summary, weights + [(f"dataset {job.dataset!r} not found", str(ds))])
+    if isinstance(ds, DatasetLayoutError):
+        return _failed(job, cfg, summary, f"dataset layout: {ds}")
+    if isinstance(ds, Exception):
+        return _failed(job, cfg, summary, f"reading the dataset failed: {type(ds).__name__}: {ds}")
+    why = _why_rerun(old, cfg, ds.fingerprint)
+    if why is None:
+        summary.skipped.append(f"{job.checkpoint} {job.dataset}")
+        return None
+    if old is not None and old.status == "ok":
+        log.info("rerun %s: %s", tag, why)
+    weights_reason = slot.resolve()
     if weights_reason:
         return _not_run(job, cfg, summary, [("no weights found", weights_reason)])
     model = slot.get()
@@ -369,8 +399,9 @@ def _evaluate_job(job: Job, model, ds, data_config, cfg: RunConfig) -> EvalRecor
     n_expected = getattr(ds, "n_expected", None)
     complete = bool(getattr(ds, "complete", True)) and not result.skipped_files and (
         n_expected is None or result.n == n_expected)
+    prov = replace(records.provenance(cfg.device), data_fingerprint=ds.fingerprint)
     return _base_record(
-        job, cfg, status="ok",
+        job, cfg, status="ok", provenance=prov,
         data_config=data_config.to_dict(),
         weights=getattr(model, "weights_info", None),
         dataset_root=str(getattr(ds, "root", "")) or None,
@@ -399,17 +430,14 @@ def _failed(job: Job, cfg: RunConfig, summary: Summary, error: str, tb: str | No
         log.debug(tb)
 
 
-def _run_checkpoint(name: str, jobs: list[Job], cfg: RunConfig, summary: Summary) -> None:
+def _run_checkpoint(name: str, jobs: list[Job], cfg: RunConfig, summary: Summary, opened: dict) -> None:
     _stats(name, cfg, summary)
     if cfg.bench:
         _bench(name, cfg, summary)
     slot = _ModelSlot(name, cfg)
     try:
         for job in jobs:
-            if not cfg.force and _satisfies(_read_existing(job.record), cfg):
-                summary.skipped.append(f"{job.checkpoint} {job.dataset}")
-                continue
-            _run_job(job, slot, cfg, summary)
+            _run_job(job, slot, cfg, summary, opened)
     finally:
         slot.release()
 
@@ -473,11 +501,12 @@ def run(cfg: RunConfig) -> int:
     log.info("%d checkpoint(s) x %d dataset(s) = %d job(s) on %s, %s; results in %s",
              len(cfg.checkpoints), len(jobs) // max(len(cfg.checkpoints), 1), len(jobs),
              cfg.device, cfg.precision, cfg.results_dir)
+    opened: dict = {}        # dataset -> EvalDataset (or why it could not be opened), shared by its jobs
     with _sigterm_as_interrupt(), _progress(len(jobs)) as bar, logging_redirect_tqdm():
         for name in cfg.checkpoints:
             bar.set_postfix_str(name, refresh=False)
             mine = [j for j in jobs if j.checkpoint == name]
-            _run_checkpoint(name, mine, cfg, summary)
+            _run_checkpoint(name, mine, cfg, summary, opened)
             bar.update(len(mine))
         bar.set_postfix_str("CSVs and reports")
         _write_outputs(cfg, summary)

@@ -13,10 +13,11 @@ Targets are in the label space of the logits the evaluator scores: for a dataset
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 
@@ -28,9 +29,11 @@ from vitbench.data.layouts import (
     Listing,
     is_image,
     load_hf,
+    parse_source,
     read_class_folders,
     read_flat,
     read_hf,
+    read_parquet,
     val_number,
 )
 from vitbench.data.specs import (
@@ -42,6 +45,7 @@ from vitbench.data.specs import (
     selectable_datasets,
     shift_datasets,
 )
+from vitbench.records import DataFingerprint
 from vitbench.data.transforms import pil_to_uint8_tensor, to_rgb
 
 log = logging.getLogger(__name__)
@@ -50,7 +54,13 @@ __all__ = [
     "DatasetSpec", "DATASETS", "selectable_datasets", "shift_datasets", "check_dataset", "expand_datasets",
     "open_dataset", "resolve_override", "EvalDataset",
     "collate_eval", "BadImage", "BadImageError", "DatasetNotFoundError", "DatasetLayoutError",
+    "data_fingerprint", "ACCEPTED_FORMS",
 ]
+
+ACCEPTED_FORMS = (
+    "a folder of wnid class folders (n01440764/...), of numbered class folders 0..999 (ImageNetV2), or "
+    "of ILSVRC2012_val_*.JPEG with a labels file (LOC_val_solution.csv, labels.csv); a .parquet file or "
+    "a folder of them (PATH@split picks a split); a `datasets` save_to_disk folder; or hf:DATASET_ID[@split]")
 
 
 # ---------------------------------------------------------------- bad images
@@ -100,6 +110,8 @@ class EvalDataset(torch.utils.data.Dataset):
             order = [i for i in order if targets[i] in pos]
             targets = [pos.get(t, -1) for t in targets]
         order = canonical_order(order, files, targets, listing.layout)
+        # what a record must have been measured on to stand for this job (before --limit)
+        self.fingerprint = data_fingerprint(root, [files[i] for i in order], [targets[i] for i in order])
         if limit is not None:
             order = order[:limit]
         self._rows = order                       # item -> row of the listing
@@ -131,6 +143,19 @@ class EvalDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (f"EvalDataset({self.spec.name!r}, root={self.root!r}, layout={self.layout!r}, "
                 f"n_images={self.n_images}, n_expected={self.n_expected})")
+
+
+def data_fingerprint(root: str, files: Sequence[str], targets: Sequence[int]) -> DataFingerprint:
+    """The data a job scores, cheaply: its root, its image count and a sha256 of the sorted
+    (file relative to root, label) pairs. No image is opened, so a 50,000-image set takes well under
+    a second; a different folder, a different image count, a renamed file or a changed label all
+    give a different fingerprint."""
+    prefix = root.rstrip("/") + "/"
+    pairs = sorted((f[len(prefix):] if f.startswith(prefix) else f, int(t)) for f, t in zip(files, targets))
+    h = hashlib.sha256()
+    for f, t in pairs:
+        h.update(f"{f}\t{t}\n".encode("utf-8", "surrogateescape"))
+    return DataFingerprint(root=root, n_images=len(pairs), sha256=h.hexdigest())
 
 
 def canonical_order(rows: list[int], files: list[str], targets: list[int], layout: str) -> list[int]:
@@ -179,13 +204,19 @@ def open_dataset(name: str, data_root: str | os.PathLike | None = None, override
     spec = check_dataset(name)
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
-    source = override or _locate(spec, data_root)
-    if source.startswith("hf:") or _is_hf_path(Path(source)):
-        listing = _read_hf_source(spec, source)
-        root = source
+    source, split = parse_source(override) if override else (_locate(spec, data_root), None)
+    if source.startswith("hf:"):
+        root = source + (f"@{split}" if split else "")
+        listing = _read_hf_source(spec, source, split)
     else:
-        root = str(_descend(spec, Path(source)))
-        listing = _read_folder(spec, Path(root))
+        path = Path(source).expanduser()
+        kind = _source_kind(path)
+        root = os.path.abspath(_descend(spec, path) if kind == "folder" else path)
+        if kind == "folder":
+            listing = _read_folder(spec, Path(root))
+        else:
+            root += f"@{split}" if split else ""
+            listing = _read_hf_source(spec, str(path), split, parquet=kind == "parquet")
     if not listing.files:
         raise DatasetLayoutError(f"{root}: no images found for {spec.title} ({name})")
     return EvalDataset(spec, root, listing, limit, skip_bad_images, transform)
@@ -206,15 +237,22 @@ def _locate(spec: DatasetSpec, data_root) -> str:
         f"(or =hf:DATASET_ID), or VITBENCH_DATA=DIR")
 
 
-def _is_hf_path(p: Path) -> bool:
-    if p.is_file():
-        return p.suffix == ".parquet"
-    if not p.is_dir():
+def _source_kind(p: Path) -> str:
+    """'folder' (images), 'parquet' (a file or a folder of them) or 'saved' (save_to_disk)."""
+    if not p.exists():
         raise DatasetNotFoundError(f"{p}: no such file or folder (given with --data)")
+    if p.is_file():
+        if p.suffix == ".parquet":
+            return "parquet"
+        what = "an archive: extract it first" if p.name.endswith((".tar", ".tar.gz", ".tgz", ".zip")) else \
+            "an image, not a dataset" if is_image(p.name) else "not a dataset"
+        raise DatasetLayoutError(f"{p} is a file ({what}); accepted: {ACCEPTED_FORMS}")
     names = set(os.listdir(p))
-    return bool(names & {"dataset_info.json", "dataset_dict.json", "state.json"}) or (
-        not any(WNID_RE.fullmatch(n) or n.isdigit() or is_image(n) for n in names)
-        and any(p.rglob("*.parquet")))
+    if names & {"dataset_info.json", "dataset_dict.json", "state.json"}:
+        return "saved"
+    if not any(WNID_RE.fullmatch(n) or n.isdigit() or is_image(n) for n in names) and any(p.rglob("*.parquet")):
+        return "parquet"
+    return "folder"
 
 
 def _descend(spec: DatasetSpec, root: Path) -> Path:
@@ -242,8 +280,9 @@ def _read_folder(spec: DatasetSpec, root: Path) -> Listing:
         f"1000 wnid folders, or ILSVRC2012_val_*.JPEG with a labels file, or a Hugging Face dataset")
 
 
-def _read_hf_source(spec: DatasetSpec, source: str) -> Listing:
-    ds = load_hf(source)
+def _read_hf_source(spec: DatasetSpec, source: str, split: str | None, parquet: bool = False) -> Listing:
     sub = subset_indices(spec.subset) if spec.subset and spec.layout == "wnid" else None
-    return read_hf(ds, source, 200 if sub else 1000, sub)
-
+    n_classes = 200 if sub else 1000
+    if parquet:
+        return read_parquet(Path(source), split, n_classes, sub)
+    return read_hf(load_hf(source, split), source + (f"@{split}" if split else ""), n_classes, sub)

@@ -12,8 +12,8 @@ Accepted layouts:
                          ILSVRC2012_validation_ground_truth.txt  devkit ILSVRC2012_IDs (needs meta.mat
                                                                  or an ID->wnid mapping file)
                          labels.csv / val_labels.csv             filename,label (wnid or class index)
-    Hugging Face       hf:ILSVRC/imagenet-1k, a parquet file/folder, or a save_to_disk folder
-                       (columns image + label)
+    Hugging Face       hf:ILSVRC/imagenet-1k, a parquet file/folder (read in place), or a save_to_disk
+                       folder (columns image + label); SOURCE@split picks a split, default validation
 """
 from __future__ import annotations
 
@@ -248,6 +248,32 @@ def _read_meta_mat(path: Path) -> dict[int, str]:
 
 # ---------------------------------------------------------------- Hugging Face datasets
 
+IMAGE_COLUMNS = ("image", "img", "jpg")
+LABEL_COLUMNS = ("label", "labels", "cls")
+DEFAULT_SPLIT = "validation"
+_SPLIT_RE = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def parse_source(text: str) -> tuple[str, str | None]:
+    """'PATH@split' or 'hf:ID@split' -> (PATH or hf:ID, split); no '@split' -> (text, None)."""
+    if not text.startswith("hf:") and Path(text).expanduser().exists():
+        return text, None                     # a path that itself holds an '@'
+    head, sep, tail = text.rpartition("@")
+    if sep and head and _SPLIT_RE.fullmatch(tail):
+        return head, tail
+    return text, None
+
+
+def _quiet_datasets():
+    """`datasets`, with its own progress bars off (vitbench draws one per job)."""
+    try:
+        import datasets
+    except ImportError:
+        raise DatasetNotFoundError("reading Hugging Face datasets needs `pip install datasets`") from None
+    datasets.disable_progress_bars()
+    return datasets
+
+
 class HFLoader:
     """Picklable item -> PIL image for rows of a Hugging Face dataset (image column undecoded)."""
 
@@ -255,77 +281,215 @@ class HFLoader:
         self.ds, self.rows, self.column = ds, rows, column
 
     def __call__(self, i: int) -> Image.Image:
-        cell = self.ds[self.rows[i]][self.column]
-        if isinstance(cell, Image.Image):
-            return cell
+        return _open_cell(self.ds[self.rows[i]][self.column])
+
+
+def _open_cell(cell) -> Image.Image:
+    if isinstance(cell, Image.Image):
+        return cell
+    if isinstance(cell, (bytes, bytearray)):
+        src = io.BytesIO(cell)
+    else:
         src = io.BytesIO(cell["bytes"]) if cell.get("bytes") else cell["path"]
-        with Image.open(src) as im:
-            im.load()
-            return im
+    with Image.open(src) as im:
+        im.load()
+        return im
 
 
-def load_hf(source: str, split: str = "validation"):
-    """A `datasets.Dataset` from 'hf:ID', a parquet file/folder, or a save_to_disk folder."""
+def load_hf(source: str, split: str | None = None):
+    """A `datasets.Dataset` from 'hf:ID' (the hub or its local cache, under HF_DATASETS_CACHE) or a
+    save_to_disk folder (memory-mapped in place). `split` defaults to validation."""
+    datasets = _quiet_datasets()
+    split = split or DEFAULT_SPLIT
+    if source.startswith("hf:"):
+        log.info("%s: split %r via `datasets` (downloads and conversions go to HF_DATASETS_CACHE=%s)",
+                 source, split, datasets.config.HF_DATASETS_CACHE)
+        try:
+            return datasets.load_dataset(source[3:], split=split)
+        except Exception as e:  # hub/cache errors come in many types: the data is not here
+            raise DatasetNotFoundError(
+                f"{source}@{split}: could not load it with `datasets` ({type(e).__name__}: {e})") from None
     try:
-        import datasets
-    except ImportError:
-        raise DatasetNotFoundError(f"{source}: reading Hugging Face datasets needs `pip install datasets`") from None
-    try:
-        if source.startswith("hf:"):
-            ds = datasets.load_dataset(source[3:], split=split)
-        else:
-            p = Path(source)
-            if p.is_dir() and any((p / n).is_file() for n in ("dataset_info.json", "dataset_dict.json", "state.json")):
-                ds = datasets.load_from_disk(str(p))
-            else:
-                files = [str(p)] if p.is_file() else sorted(str(f) for f in p.rglob("*.parquet"))
-                if not files:
-                    raise DatasetLayoutError(f"{p}: no parquet files and not a save_to_disk folder")
-                ds = datasets.load_dataset("parquet", data_files=files, split="train")
-    except DatasetLayoutError:
-        raise
-    except Exception as e:  # hub/cache errors come in many types
-        raise DatasetNotFoundError(f"{source}: could not load it with `datasets` ({type(e).__name__}: {e})") from None
+        ds = datasets.load_from_disk(source)
+    except Exception as e:  # noqa: BLE001 - the folder is there but unreadable: a layout error
+        raise DatasetLayoutError(f"{source}: a save_to_disk folder that `datasets` cannot read "
+                                 f"({type(e).__name__}: {e})") from None
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:
-            raise DatasetLayoutError(f"{source}: no {split!r} split (has {sorted(ds)})")
+            raise DatasetLayoutError(f"{source}: no {split!r} split (has {', '.join(sorted(ds))}); "
+                                     f"choose one with {source}@SPLIT")
         ds = ds[split]
     return ds
 
 
+def _find_columns(names: Sequence[str], source: str) -> tuple[str, str]:
+    img = next((c for c in IMAGE_COLUMNS if c in names), None)
+    lab = next((c for c in LABEL_COLUMNS if c in names), None)
+    if img is None or lab is None:
+        raise DatasetLayoutError(
+            f"{source}: found columns {list(names)}; expected an image column named one of "
+            f"{', '.join(IMAGE_COLUMNS)} and a label column named one of {', '.join(LABEL_COLUMNS)}")
+    return img, lab
+
+
 def read_hf(ds, source: str, n_classes: int, subset_to_1k: Sequence[int] | None = None) -> Listing:
-    """Rows of `ds` with columns image + label. Integer labels index the 1000 classes (or, for a
-    200-class dataset, the sorted 200-class subset); ClassLabel names may also be wnids."""
+    """Rows of `ds` with columns image + label (see `labels_to_1k` for the label forms)."""
     import datasets
     import pyarrow.compute as pc
 
-    cols = ds.column_names
-    img_col = next((c for c in ("image", "img", "jpg") if c in cols), None)
-    lab_col = next((c for c in ("label", "labels", "cls") if c in cols), None)
-    if img_col is None or lab_col is None:
-        raise DatasetLayoutError(f"{source}: expected columns image and label, found {cols}")
+    img_col, lab_col = _find_columns(ds.column_names, source)
     ds = ds.cast_column(img_col, datasets.Image(decode=False))
-    to_1k = _hf_label_map(ds.features[lab_col], n_classes, subset_to_1k, source)
-    raw = list(ds[lab_col])
-    bad = sorted({x for x in raw if x not in to_1k}, key=str)
-    if bad:
-        raise DatasetLayoutError(f"{source}: labels outside the {n_classes} expected classes: {bad[:5]}")
+    targets = labels_to_1k(list(ds[lab_col]), ds.features[lab_col], n_classes, subset_to_1k, source)
     # file names only, from arrow (the image bytes are not read)
     paths = pc.struct_field(ds.with_format("arrow")[img_col], "path").to_pylist()
     rows = list(range(len(ds)))
     files = [p if p else f"{source}#{r}" for r, p in zip(rows, paths)]
-    return Listing(files, [to_1k[x] for x in raw], f"hf:{source}", HFLoader(ds, rows, img_col))
+    return Listing(files, targets, f"hf:{source}", HFLoader(ds, rows, img_col))
 
 
-def _hf_label_map(feature, n_classes: int, subset_to_1k, source: str) -> dict:
+def labels_to_1k(raw: list, feature, n_classes: int, subset_to_1k, source: str) -> list[int]:
+    """Labels as ImageNet class indices. Accepted forms: integer class indices (0..999, or 0..199 into
+    the sorted 200-class subset of a 200-class set), a ClassLabel whose names are wnids, or wnid
+    strings (n01440764)."""
     import datasets
 
-    names = getattr(feature, "names", None) if isinstance(feature, datasets.ClassLabel) else None
     index = wnid_index()
+    names = feature.names if isinstance(feature, datasets.ClassLabel) else None
     if names and all(n in index for n in names):
-        return {i: index[n] for i, n in enumerate(names)}
-    if subset_to_1k is not None:
-        return {i: c for i, c in enumerate(subset_to_1k)}
-    if names and len(names) != n_classes:
-        raise DatasetLayoutError(f"{source}: label has {len(names)} classes, expected {n_classes}")
-    return {i: i for i in range(1000)}
+        to_1k = {i: index[n] for i, n in enumerate(names)}
+    elif any(isinstance(x, str) for x in raw):
+        to_1k = {w: i for w, i in index.items()}
+    elif subset_to_1k is not None:
+        to_1k = {i: c for i, c in enumerate(subset_to_1k)}
+    else:
+        if names and len(names) != n_classes:
+            raise DatasetLayoutError(f"{source}: label has {len(names)} classes, expected {n_classes}")
+        to_1k = {i: i for i in range(1000)}
+    bad = sorted({x for x in raw if x not in to_1k}, key=str)
+    if bad:
+        hint = " (-1 marks an unlabelled row: is this a test split?)" if -1 in bad else ""
+        raise DatasetLayoutError(
+            f"{source}: labels {_examples([str(b) for b in bad])} are not ImageNet classes{hint}; accepted "
+            f"labels are class indices 0..{n_classes - 1}, a ClassLabel whose names are wnids, or wnid "
+            f"strings such as n01440764")
+    return [to_1k[x] for x in raw]
+
+
+# ---------------------------------------------------------------- local parquet, read in place
+
+class ParquetLoader:
+    """Picklable item -> PIL image for rows of local parquet files, read where they are (no copy
+    into a cache). Rows are found by row group; the last row group read is kept, so a batch of
+    neighbouring rows reads each row group once."""
+
+    def __init__(self, files: list[str], column: str, groups: list[tuple[int, int, int]]):
+        self.files, self.column = files, column
+        self.groups = groups                      # (first global row, file index, row group), by row
+        self.starts = [g[0] for g in groups]
+        self._open: dict = {}
+        self._cached: tuple | None = None         # ((file, group), image column of that group)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_open": {}, "_cached": None}
+
+    def __call__(self, row: int) -> Image.Image:
+        import bisect
+
+        import pyarrow.parquet as pq
+
+        k = bisect.bisect_right(self.starts, row) - 1
+        first, f, g = self.groups[k]
+        if self._cached is None or self._cached[0] != (f, g):
+            if f not in self._open:
+                self._open[f] = pq.ParquetFile(self.files[f], memory_map=True)
+            col = self._open[f].read_row_group(g, columns=[self.column]).column(0).combine_chunks()
+            self._cached = ((f, g), col)
+        cell = self._cached[1][row - first].as_py()
+        return _open_cell(cell)
+
+
+def parquet_files(source: Path, split: str | None) -> tuple[list[Path], str | None]:
+    """The parquet files of one split: a file as given, or a folder's files of `split` (default:
+    validation) by Hugging Face's split naming (data/validation-00000-of-00014.parquet, ...)."""
+    if source.is_file():
+        return [source], split
+    _quiet_datasets()
+    from datasets.data_files import DataFilesDict, get_data_patterns
+
+    try:
+        patterns = get_data_patterns(str(source))
+        by_split = {str(k): sorted(Path(f) for f in v if str(f).endswith(".parquet"))
+                    for k, v in DataFilesDict.from_patterns(patterns, base_path=str(source)).items()}
+    except Exception:  # noqa: BLE001 - no recognisable split names: every parquet file is one split
+        by_split = {}
+    by_split = {k: v for k, v in by_split.items() if v}
+    if not by_split:
+        files = sorted(source.rglob("*.parquet"))
+        if not files:
+            raise DatasetLayoutError(f"{source}: no parquet files and not a save_to_disk folder")
+        return files, None
+    if split is None:
+        if len(by_split) == 1:
+            return next(iter(by_split.values())), None
+        if DEFAULT_SPLIT not in by_split:
+            raise DatasetLayoutError(
+                f"{source}: parquet files of the splits {', '.join(sorted(by_split))} and no "
+                f"{DEFAULT_SPLIT!r} split; choose one with {source}@SPLIT")
+        split = DEFAULT_SPLIT
+    if split not in by_split:
+        raise DatasetLayoutError(f"{source}: no {split!r} split among its parquet files (has "
+                                 f"{', '.join(sorted(by_split))}); choose one with {source}@SPLIT")
+    return by_split[split], split
+
+
+def read_parquet(source: Path, split: str | None, n_classes: int,
+                 subset_to_1k: Sequence[int] | None = None) -> Listing:
+    """Local parquet (a file, or a folder of Hugging Face split shards), read in place: only the label
+    and image-path columns are read here, the image bytes by row group as they are evaluated."""
+    import pyarrow.parquet as pq
+
+    datasets = _quiet_datasets()
+    files, split = parquet_files(source, split)
+    first_schema, groups, raw, paths = None, [], [], []
+    for k, path in enumerate(files):
+        try:
+            pf = pq.ParquetFile(str(path), memory_map=True)
+            schema = pf.schema_arrow
+        except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ...
+            raise DatasetLayoutError(f"{path}: not a readable parquet file ({type(e).__name__}: {e})") from None
+        if first_schema is None:
+            first_schema = schema
+            img_col, lab_col = _find_columns(schema.names, str(path))
+            feature = datasets.Features.from_arrow_schema(schema).get(lab_col)
+        elif not schema.equals(first_schema, check_metadata=False):
+            raise DatasetLayoutError(
+                f"{path}: its columns differ from {files[0]}'s ({_schema_text(schema)} vs "
+                f"{_schema_text(first_schema)}); a split's parquet files must share one schema")
+        n0 = len(raw)
+        try:
+            table = pf.read(columns=[lab_col] + ([f"{img_col}.path"] if _has_path(schema, img_col) else []))
+        except Exception as e:  # noqa: BLE001 - a truncated or corrupt file
+            raise DatasetLayoutError(f"{path}: cannot read its columns ({type(e).__name__}: {e})") from None
+        raw += table.column(lab_col).to_pylist()
+        file_paths = (table.column(img_col).combine_chunks().field("path").to_pylist()
+                      if img_col in table.column_names else [None] * table.num_rows)
+        paths += [p or f"{path}#{r}" for r, p in enumerate(file_paths)]
+        row = n0
+        for g in range(pf.metadata.num_row_groups):
+            groups.append((row, k, g))
+            row += pf.metadata.row_group(g).num_rows
+    targets = labels_to_1k(raw, feature, n_classes, subset_to_1k, str(source))
+    where = f"{source}@{split}" if split else str(source)
+    log.info("%s: %d rows in %d parquet file(s), read in place", where, len(raw), len(files))
+    return Listing(paths, targets, f"hf:{where}", ParquetLoader([str(f) for f in files], img_col, groups))
+
+
+def _has_path(schema, column: str) -> bool:
+    import pyarrow as pa
+
+    t = schema.field(column).type
+    return pa.types.is_struct(t) and t.get_field_index("path") >= 0
+
+
+def _schema_text(schema) -> str:
+    return ", ".join(f"{f.name}: {f.type}" for f in schema)

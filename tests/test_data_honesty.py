@@ -1,0 +1,266 @@
+"""Honest reuse and honest data errors (issue 10): each test replays what a user did, on data it makes.
+
+A record stands for a job only when it was measured on the same data; data the user named that is
+there but unreadable fails the job (exit 1) naming the file; only absent data is "not run".
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from test_evaluate import class_colour
+from test_run import (  # noqa: F401 - `dummy` is a fixture
+    CKPT, TEN, cli_run, dummy, make_flat, make_numbered, make_wnid_folders, rec, val_name, write_image,
+)
+from vitbench.catalog import imagenet_synsets
+from vitbench.data.datasets import DatasetLayoutError, open_dataset
+from vitbench.data.layouts import parse_source
+from vitbench.records import eval_path, read_record, write_record
+
+SYN = imagenet_synsets()
+
+
+@pytest.fixture(autouse=True)
+def _hf_cache_in_tmp(tmp_path, monkeypatch):
+    """Whatever `datasets` might cache goes under tmp_path/hf-cache, where the tests can look."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+
+
+def csv_rows(tmp_path, name="results-imagenet.csv"):
+    return list(csv.DictReader(open(tmp_path / "results" / name, encoding="utf-8")))
+
+
+# ---------------------------------------------------------------------------- 1. reuse only for the same data
+
+def test_a_record_of_100_images_is_not_reused_for_the_full_folder(dummy, tmp_path, caplog, capsys):
+    root = tmp_path / "data" / "imagenet"
+    make_wnid_folders(root, TEN[:4])                        # the "100-image" folder
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    assert rec(tmp_path, "imagenet").n_images == 4
+    fp = rec(tmp_path, "imagenet").provenance.data_fingerprint
+    assert (fp.root, fp.n_images, len(fp.sha256)) == (str(root), 4, 64)
+    # the same data again: reused
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    assert "skipped (had a record): 1" in capsys.readouterr().out
+    # the full folder: the job reruns, says why in one line, and the CSV shows the new number
+    make_wnid_folders(root, TEN)
+    with caplog.at_level(logging.INFO, logger="vitbench.runner"):
+        assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    assert "done: 1" in capsys.readouterr().out
+    why = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rerun ")]
+    assert len(why) == 1 and "other data" in why[0] and "4 -> 10 images" in why[0]
+    r = rec(tmp_path, "imagenet")
+    assert (r.n_images, r.top1) == (10, 90.0)
+    assert csv_rows(tmp_path)[0]["n"] == "10"
+
+
+def test_same_count_other_files_or_labels_or_root_reruns(dummy, tmp_path, caplog):
+    root = tmp_path / "data" / "imagenet"
+    make_flat(root, [(n, c, c) for n, c, _ in TEN[:4]])
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    # one label changed, same files and count
+    rows = (root / "labels.csv").read_text().replace(f"{val_name(2)},1", f"{val_name(2)},7")
+    (root / "labels.csv").write_text(rows)
+    with caplog.at_level(logging.INFO, logger="vitbench.runner"):
+        assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    assert any("file list or labels" in r.getMessage() for r in caplog.records)
+    assert rec(tmp_path, "imagenet").top1 == 75.0
+    # a copy of the same images elsewhere: another root, so it is measured again
+    other = make_flat(tmp_path / "copy", [(n, c, c) for n, c, _ in TEN[:4]])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="vitbench.runner"):
+        assert cli_run(tmp_path, "--datasets", "imagenet", "--data", f"imagenet={other}", data=False) == 0
+    assert any("data root" in r.getMessage() for r in caplog.records)
+    assert rec(tmp_path, "imagenet").dataset_root == str(other)
+
+
+def test_a_record_without_a_fingerprint_is_rerun_and_says_so(dummy, tmp_path, caplog):
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN[:4])
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    path = eval_path(tmp_path / "results", "imagenet", CKPT, "fp32")
+    data = json.loads(path.read_text())
+    del data["provenance"]["data_fingerprint"]               # a record from before fingerprints
+    path.write_text(json.dumps(data))
+    assert read_record(path).provenance.data_fingerprint is None
+    with caplog.at_level(logging.INFO, logger="vitbench.runner"):
+        assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    assert any("does not say which data" in r.getMessage() for r in caplog.records)
+    assert rec(tmp_path, "imagenet").provenance.data_fingerprint is not None
+
+
+def test_limit_rule_still_holds_with_fingerprints(dummy, tmp_path, capsys):
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    # a full record of the same data serves a smoke run; its fingerprint is of the data, not the limit
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--limit", "3") == 0
+    assert "skipped (had a record): 1" in capsys.readouterr().out
+    assert rec(tmp_path, "imagenet").limit is None
+
+
+def test_explicit_broken_data_is_checked_not_skipped(dummy, tmp_path, capsys):
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN[:4])
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 not really")
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--data", f"imagenet={bad}") == 1
+    out = capsys.readouterr().out
+    assert "failed: 1" in out and "bad.parquet" in out and "skipped (had a record): 0" in out
+
+
+def test_absent_data_keeps_the_ok_record(dummy, tmp_path, capsys):
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN[:4])
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    assert cli_run(tmp_path, "--datasets", "imagenet", data=False) == 0      # a machine without the data
+    assert "skipped (had a record): 1" in capsys.readouterr().out
+    assert rec(tmp_path, "imagenet").status == "ok"
+
+
+# ---------------------------------------------------------------------------- 2. splits of a local HF repo copy
+
+def _png(colour) -> bytes:
+    b = io.BytesIO()
+    Image.new("RGB", (24, 24), colour).save(b, "PNG")
+    return b.getvalue()
+
+
+def _table(numbers, labels, paths=True):
+    """An HF-style image/label table: image n is coloured as its label's class."""
+    import datasets
+
+    return datasets.Dataset.from_dict(
+        {"image": [{"bytes": _png(class_colour(max(c, 0))), "path": val_name(n) if paths else None}
+                   for n, c in zip(numbers, labels)],
+         "label": list(labels)},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}))
+
+
+def hf_repo_copy(root: Path, splits=("train", "validation", "test")) -> Path:
+    """What `huggingface-cli download ILSVRC/imagenet-1k` leaves: data/<split>-0000k-of-0000n.parquet."""
+    (root / "data").mkdir(parents=True)
+    (root / "README.md").write_text("---\nlicense: other\n---\n")
+    spec = {"train": ([101, 102, 103], [5, 6, 7]), "validation": ([1, 2, 3, 4], [0, 1, 2, 3]),
+            "test": ([201, 202], [-1, -1])}
+    for split in splits:
+        numbers, labels = spec[split]
+        for k in range(2):                          # two shards per split
+            part = slice(k * 2, k * 2 + 2)
+            _table(numbers[part], labels[part]).to_parquet(
+                str(root / "data" / f"{split}-{k:05d}-of-00002.parquet"))
+    return root
+
+
+def test_local_hf_copy_reads_the_validation_split_only(tmp_path):
+    repo = hf_repo_copy(tmp_path / "imagenet-1k")
+    ds = open_dataset("imagenet", override=str(repo))
+    assert ds.targets == [0, 1, 2, 3] and [Path(f).name for f in ds.files] == [val_name(n) for n in (1, 2, 3, 4)]
+    assert ds.layout.endswith("@validation")
+    x, t, _ = ds[3]
+    assert t == 3 and tuple(x[:, 0, 0].tolist()) == class_colour(3)
+    # an explicit split
+    train = open_dataset("imagenet", override=f"{repo}@train")
+    assert train.targets == [5, 6, 7] and train.root == f"{repo}@train"
+    # the test split has no labels: a clear error, not a confusing one
+    with pytest.raises(DatasetLayoutError, match="test split"):
+        open_dataset("imagenet", override=f"{repo}@test")
+    with pytest.raises(DatasetLayoutError, match=r"no 'val' split .*has test, train, validation"):
+        open_dataset("imagenet", override=f"{repo}@val")
+
+
+def test_local_hf_copy_without_validation_refuses_and_names_the_splits(tmp_path):
+    repo = hf_repo_copy(tmp_path / "imagenet-1k", splits=("train", "test"))
+    with pytest.raises(DatasetLayoutError, match=r"splits test, train .*@SPLIT"):
+        open_dataset("imagenet", override=str(repo))
+
+
+def test_split_syntax_through_the_cli(dummy, tmp_path):
+    repo = hf_repo_copy(tmp_path / "imagenet-1k")
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--data", f"imagenet={repo}@validation", data=False) == 0
+    r = rec(tmp_path, "imagenet")
+    assert (r.status, r.n_images, r.top1) == ("ok", 4, 100.0)
+    assert r.dataset_root == f"{repo}@validation"
+
+
+def test_parse_source():
+    assert parse_source("hf:ILSVRC/imagenet-1k@validation") == ("hf:ILSVRC/imagenet-1k", "validation")
+    assert parse_source("hf:ILSVRC/imagenet-1k") == ("hf:ILSVRC/imagenet-1k", None)
+    assert parse_source("/data/in1k@test") == ("/data/in1k", "test")
+    assert parse_source("/data/in1k") == ("/data/in1k", None)
+
+
+def test_local_parquet_is_read_in_place_not_copied(tmp_path):
+    repo = hf_repo_copy(tmp_path / "imagenet-1k", splits=("validation",))
+    ds = open_dataset("imagenet", override=str(repo))
+    assert [ds[i][1] for i in range(len(ds))] == [0, 1, 2, 3]
+    cache = tmp_path / "hf-cache"
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
+
+
+# ---------------------------------------------------------------------------- 3. explicit but broken data fails
+
+def test_truncated_parquet_fails_the_job_naming_the_file(dummy, tmp_path, capsys):
+    repo = hf_repo_copy(tmp_path / "imagenet-1k", splits=("validation",))
+    shard = repo / "data" / "validation-00001-of-00002.parquet"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    with pytest.raises(DatasetLayoutError, match="validation-00001-of-00002.parquet: not a readable parquet"):
+        open_dataset("imagenet", override=str(repo))
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--data", f"imagenet={repo}", data=False) == 1
+    r = rec(tmp_path, "imagenet")
+    assert r.status == "failed" and "validation-00001-of-00002.parquet" in r.reason
+    assert "failed: 1" in capsys.readouterr().out
+
+
+def test_parquet_files_with_different_schemas_fail_naming_the_file(dummy, tmp_path):
+    import datasets
+
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    _table([1, 2], [0, 1]).to_parquet(str(folder / "a.parquet"))
+    other = datasets.Dataset.from_dict({"image": [{"bytes": _png((1, 2, 3)), "path": val_name(3)}],
+                                        "label": [2], "extra": ["x"]},
+                                       features=datasets.Features({"image": datasets.Image(),
+                                                                   "label": datasets.Value("int64"),
+                                                                   "extra": datasets.Value("string")}))
+    other.to_parquet(str(folder / "b.parquet"))
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--data", f"imagenet={folder}", data=False) == 1
+    r = rec(tmp_path, "imagenet")
+    assert r.status == "failed" and "b.parquet: its columns differ" in r.reason
+
+
+def test_broken_save_to_disk_folder_fails(dummy, tmp_path):
+    folder = tmp_path / "saved"
+    _table([1, 2], [0, 1]).save_to_disk(str(folder))
+    (folder / "dataset_info.json").write_text("{ not json")
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--data", f"imagenet={folder}", data=False) == 1
+    assert rec(tmp_path, "imagenet").status == "failed"
+
+
+# ---------------------------------------------------------------------------- 4. a file that is not a dataset
+
+@pytest.mark.parametrize("name", ["ILSVRC2012_img_val.tar", "ILSVRC2012_val_00000001.JPEG"])
+def test_a_file_as_data_is_a_layout_error_and_the_run_goes_on(dummy, tmp_path, capsys, name):
+    import tarfile
+
+    path = tmp_path / name
+    if name.endswith(".tar"):
+        img = write_image(tmp_path / "x" / val_name(1), 0)
+        with tarfile.open(path, "w") as tar:
+            tar.add(img, arcname=img.name)
+    else:
+        write_image(path, 0)
+    make_numbered(tmp_path / "data" / "imagenetv2-matched-frequency", [(3, 3)])   # the next job's data
+    code = cli_run(tmp_path, "--datasets", "imagenet,v2", "--data", f"imagenet={path}")
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err
+    r = rec(tmp_path, "imagenet")
+    assert r.status == "failed" and str(path) in r.reason and "is a file" in r.reason
+    assert "wnid class folders" in r.reason and "hf:DATASET_ID" in r.reason
+    assert rec(tmp_path, "v2").status == "ok"                # the run went on
+    assert (tmp_path / "results" / "results-imagenetv2-matched-frequency.csv").is_file()
