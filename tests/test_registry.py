@@ -66,8 +66,9 @@ def test_unknown_name_suggests_closest():
 
 
 def test_list_models_pattern():
-    assert list_models("deit_*") == [
+    assert list_models("deit_*_patch16_224.fb_in1k")[:3] == [
         "deit_tiny_patch16_224.fb_in1k", "deit_small_patch16_224.fb_in1k", "deit_base_patch16_224.fb_in1k"]
+    assert list_models("deit_tiny*") == ["deit_tiny_patch16_224.fb_in1k", "deit_tiny_distilled_patch16_224.fb_in1k"]
     assert vitbench.list_models is list_models
 
 

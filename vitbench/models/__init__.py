@@ -13,6 +13,8 @@ from vitbench.data.config import DataConfig
 
 # Each family module registers its architectures on import.
 from vitbench.models import (  # noqa: E402,F401
+    beit,
+    deit,
     eva,
     vision_transformer,
     vision_transformer_hybrid,
