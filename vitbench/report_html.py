@@ -33,12 +33,12 @@ _MD = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table"
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)
 _NUMBER = re.compile(r"^[+-]?\d[\d,]*(\.\d+)?")
 
-# The model module that builds an architecture -> the family name shown and filtered on.
-_MODULE_FAMILY = {
-    "vitbench.models.vision_transformer": "ViT",
-    "vitbench.models.eva": "ViT (RoPE)",
-    "vitbench.models.vision_transformer_relpos": "ViT (relative position)",
-    "vitbench.models.vision_transformer_hybrid": "ViT hybrid (ResNet stem)",
+# The model family that builds an architecture (vitbench.models) -> the name shown and filtered on.
+_FAMILY_LABEL = {
+    "vision_transformer": "ViT",
+    "eva": "ViT (RoPE, EVA)",
+    "vision_transformer_relpos": "ViT (relative position)",
+    "vision_transformer_hybrid": "ViT hybrid (ResNet stem)",
 }
 
 
@@ -82,9 +82,11 @@ def model_cell_with_facts(name: str) -> dict:
 
 
 def family(cfg: CheckpointCfg) -> str:
-    from vitbench.models._registry import get_builder
+    import vitbench.models  # noqa: F401 - the families register on import
+    from vitbench.models._builder import family_of
 
-    return _MODULE_FAMILY.get(get_builder(cfg.architecture).__module__, cfg.architecture.split("_")[0])
+    name = family_of(cfg.architecture).name
+    return _FAMILY_LABEL.get(name, name)
 
 
 def pretraining(cfg: CheckpointCfg) -> str:
