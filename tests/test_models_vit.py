@@ -70,3 +70,16 @@ def test_filter_resamples_patch_only_pos_embed():
     out = checkpoint_filter_fn(small.state_dict(), big)
     assert out["pos_embed"].shape == (1, 24 * 24, 256)
     big.load_state_dict(out, strict=True)
+
+
+def test_default_head_is_timms_and_a_checkpoint_sets_its_own():
+    """A bare architecture gets timm's default head (MIIL: its 11221 ImageNet-21K-P classes; SigLIP: the
+    bare tower); a registered checkpoint gets the head of its pretrained config."""
+    from vitbench.models import create_model
+
+    with torch.device("meta"):
+        assert get_builder("vit_base_patch16_224_miil")().head.out_features == 11221
+        assert isinstance(get_builder("vit_so400m_patch14_siglip_378")().head, torch.nn.Identity)
+        assert get_builder("vit_so400m_patch14_siglip_378")(num_classes=10).head.out_features == 10
+        assert create_model("vit_so400m_patch14_siglip_378.webli_ft_in1k").head.out_features == 1000
+        assert create_model("vit_base_patch16_224_miil.in21k_ft_in1k").head.out_features == 1000

@@ -236,7 +236,7 @@ def count_model(model: nn.Module, img_size: int | None = None, device=None) -> S
 
 
 @functools.lru_cache(maxsize=None)
-def _count_architecture(architecture: str, img_size: int, num_classes: int) -> Stats:
+def _count_architecture(architecture: str, img_size: int, num_classes: int | None) -> Stats:
     from vitbench.models import create_model
 
     try:
@@ -254,7 +254,8 @@ def count_stats(model_or_name) -> Stats:
     """Params, GMACs, GMACs without attention and activations (M) at batch 1.
 
     `model_or_name`: a registered checkpoint name (counted on a random-init, meta-device model, cached
-    per architecture and input size), a bare architecture name, or a model (counted where it lives).
+    per architecture and input size), a bare architecture name (with its default head, as timm's
+    benchmark builds it), or a model (counted where it lives).
     """
     if isinstance(model_or_name, nn.Module):
         return count_model(model_or_name)
@@ -268,7 +269,7 @@ def count_stats(model_or_name) -> Stats:
 
     with torch.device("meta"):
         img_size = _img_size(create_model(name))
-    return _count_architecture(name, img_size, 1000)
+    return _count_architecture(name, img_size, None)
 
 
 # ---------------------------------------------------------------------------- records and the CLI

@@ -32,7 +32,7 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
 
     pretrained: load the checkpoint's weights from `weights_dir`, the local HF cache or the Hub.
     weights: an explicit file or transformers folder (implies pretrained).
-    num_classes: head size; defaults to the checkpoint's. Loading weights with a different head
+    num_classes: head size; defaults to the checkpoint's (a bare architecture: its default head, timm's). Loading weights with a different head
         size is an error, never a silent partial load.
 
     A transformers-format checkpoint (a folder with config.json, or a registered checkpoint whose
@@ -46,8 +46,8 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
         return _create_from_transformers(name, cfg, resolved, num_classes, **kwargs)
     arch = cfg.architecture if cfg else name
     get_builder(arch)                     # an unknown name: UnknownModelError with suggestions
-    if num_classes is None:
-        num_classes = cfg.num_classes if cfg else 1000
+    if num_classes is None and cfg is not None:
+        num_classes = cfg.num_classes
     if cfg is not None and cfg.weights_format == "transformers":
         kwargs.setdefault("norm_eps", _TRANSFORMERS_LAYER_NORM_EPS)   # no config.json at hand
     model = build_model(arch, num_classes=num_classes, cfg=cfg, **kwargs)

@@ -28,7 +28,8 @@ class Size(NamedTuple):
 
 
 # Sizes by name. ViT (Ti/S/B/L/H) from the ViT and DeiT papers; the SBB sizes ("searching for better
-# baselines": wee .. betwixt) from timm's vision_transformer.py.
+# baselines": wee .. betwixt) and timm's GPU-shaped SO150M variants from timm's vision_transformer.py;
+# SoViT-400M from "Getting ViT in Shape" (its MLP width 4304 = int(1152 * 3.7362)).
 SIZES: dict[str, Size] = {
     "tiny": Size(192, 12, 3),
     "small": Size(384, 12, 6),
@@ -41,6 +42,9 @@ SIZES: dict[str, Size] = {
     "medium": Size(512, 12, 8),
     "mediumd": Size(512, 20, 8),
     "betwixt": Size(640, 12, 10),
+    "so150m": Size(896, 18, 14, 2.572),
+    "so150m2": Size(832, 21, 13, 34 / 13),
+    "so400m": Size(1152, 27, 16, 3.7362),
 }
 
 
@@ -76,9 +80,12 @@ class Family:
 _FAMILY_OF: dict[str, Family] = {}
 
 
-def build_model(arch: str, num_classes: int = 1000, cfg=None, **overrides) -> nn.Module:
+def build_model(arch: str, num_classes: int | None = None, cfg=None, **overrides) -> nn.Module:
     """The model of registered architecture `arch`; `overrides` replace any of its settings
     (e.g. depth=2, img_size=128).
+
+    num_classes: head size; None gives the architecture's default, timm's: 1000 unless its settings
+        say otherwise (the head of timm's default pretrained config for it, e.g. 0 for an image tower).
 
     cfg: the checkpoint's CheckpointCfg, if any. Its input size must be the architecture's (a
         ValueError naming both otherwise, unless img_size is overridden); it gives the data config.
@@ -91,7 +98,8 @@ def build_model(arch: str, num_classes: int = 1000, cfg=None, **overrides) -> nn
     spec = family.archs[arch]
     if cfg is not None and "img_size" not in overrides:
         check_input_size(arch, cfg.input_size, f"checkpoint {cfg.name!r}")
-    model = family.make(**{**spec.kwargs(), "num_classes": num_classes, **overrides})
+    head = {} if num_classes is None else {"num_classes": num_classes}
+    model = family.make(**{**spec.kwargs(), **head, **overrides})
     model.architecture = arch
     model.checkpoint_cfg = cfg
     model.checkpoint_filter_fn = family.checkpoint_filter_fn

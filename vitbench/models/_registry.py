@@ -1,5 +1,6 @@
 """Architecture builders by name. Families register their tables through `_builder.register_family`;
-every builder has the one signature `builder(num_classes=1000, **overrides) -> nn.Module`."""
+every builder has the one signature `builder(num_classes=None, **overrides) -> nn.Module` (None: the
+architecture's default head)."""
 from __future__ import annotations
 
 from typing import Callable

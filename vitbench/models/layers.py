@@ -6,6 +6,7 @@ A family passes layers in rather than copying them (timm's `Block(attn_layer=, m
   module that makes one). The qkv -> SDPA path is written once, in `attend`.
 - `Mlp`: fc1 -> act -> [norm] -> fc2, with `out_features` (the rel-pos bias MLP is an Mlp too).
 - `Block` (pre-norm, optionally post-norm "res-post"), `ParallelScalingBlock` (ViT-22B parallel).
+- `AttentionPoolLatent`: attention pooling with a learned latent query (SigLIP's MAP head).
 - `PatchEmbed`, `LayerScale`, rotary tables (`rope_tables`, `apply_rope`), relative-position bias
   (`RelPosMlp`), `resample_abs_pos_embed`.
 """
@@ -223,6 +224,37 @@ class ParallelScalingBlock(nn.Module):
             h = h + self.mlp_bias
         a = merge_heads(attend(*(split_heads(t, self.num_heads) for t in (q, k, v)), rope))   # (B, N, C)
         return x + self.ls(self.attn_out_proj(a) + self.mlp_out_proj(self.mlp_act(h)))
+
+
+# ------------------------------------------------------------------------------------ attention pool
+
+class AttentionPoolLatent(nn.Module):
+    """Multihead attention pooling (MAP, big_vision's / timm's `AttentionPoolLatent`): a learned latent
+    query attends over the tokens, then a pre-norm residual MLP; the pooled vector is latent 0.
+
+    x (B, N, C) -> q = q(latent) (B, nh, L, hd), [k | v] = kv(x) -> proj(attend(q, k, v)) = y,
+    y + mlp(norm(y)) -> (B, C). Parameter names are timm's (`latent`, `q`, `kv`, `proj`, `norm`, `mlp`).
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 latent_len: int = 1, norm_layer: Callable[[int], nn.Module] = nn.LayerNorm,
+                 act_layer: Callable[[], nn.Module] = nn.GELU):
+        super().__init__()
+        _check_heads(dim, num_heads)
+        self.num_heads = num_heads
+        self.latent = nn.Parameter(torch.zeros(1, latent_len, dim))
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.norm = norm_layer(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = split_heads(self.q(self.latent.expand(x.shape[0], -1, -1)), self.num_heads)   # (B, nh, L, hd)
+        k, v = (split_heads(t, self.num_heads) for t in self.kv(x).chunk(2, dim=-1))     # (B, nh, N, hd)
+        y = self.proj(merge_heads(attend(q, k, v)))                                      # (B, L, C)
+        y = y + self.mlp(self.norm(y))
+        return y[:, 0]
 
 
 # ---------------------------------------------------------------------------------------- patch embed

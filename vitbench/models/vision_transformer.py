@@ -1,12 +1,16 @@
-"""The plain Vision Transformer family (ViT, DeiT, the SBB register/GAP ViTs), timm's state-dict keys.
+"""The plain Vision Transformer family (ViT, DeiT, the SBB register/GAP ViTs, the CLIP and SigLIP image
+towers fine-tuned on ImageNet, FlexiViT, EVA-01-L), timm's state-dict keys.
 
 Papers: ViT https://arxiv.org/abs/2010.11929, DeiT https://arxiv.org/abs/2012.12877,
-registers https://arxiv.org/abs/2309.16588, parallel blocks (ViT-22B) https://arxiv.org/abs/2302.05442.
+registers https://arxiv.org/abs/2309.16588, parallel blocks (ViT-22B) https://arxiv.org/abs/2302.05442,
+CLIP https://arxiv.org/abs/2103.00020, SigLIP https://arxiv.org/abs/2303.15343,
+shape-optimized sizes (SoViT) https://arxiv.org/abs/2305.13035, FlexiViT https://arxiv.org/abs/2212.08013,
+EVA https://arxiv.org/abs/2211.07636.
 
 Layout, as in timm: model -> checkpoint_filter_fn -> architecture table (registered from the table).
 Numbers that matter for parity with timm: LayerNorm eps 1e-6, exact (erf) GELU, mlp hidden width
-int(dim * mlp_ratio), LayerScale only when init_values is set, 'avg' pooling moves the final norm
-after the pool (fc_norm).
+int(dim * mlp_ratio) (so fractional ratios such as SoViT's round down as in timm), LayerScale only when
+init_values is set, 'avg' pooling moves the final norm after the pool (fc_norm) unless fc_norm=False.
 """
 from __future__ import annotations
 
@@ -17,11 +21,14 @@ import torch.nn as nn
 
 from vitbench.models._base import ViTBase
 from vitbench.models._builder import SIZES, ArchSpec, Family, register_family  # noqa: F401 (SIZES: the size table)
-from vitbench.models.layers import Block, ParallelScalingBlock, PatchEmbed, resample_abs_pos_embed
+from vitbench.models.layers import (AttentionPoolLatent, Block, ParallelScalingBlock, PatchEmbed,
+                                    resample_abs_pos_embed)
 
 __all__ = ["VisionTransformer", "checkpoint_filter_fn", "ARCHS"]
 
-BLOCKS = {"block": Block, "parallel": ParallelScalingBlock}
+# "res_post": timm's ResPostBlock, x + norm(f(x)) (its init_values only initialises the norm scales,
+# so it carries no layer-scale parameters)
+BLOCKS = {"block": Block, "parallel": ParallelScalingBlock, "res_post": partial(Block, post_norm=True)}
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -31,10 +38,13 @@ class VisionTransformer(ViTBase):
 
     patch_embed: any module mapping (B, 3, H, W) -> (B, N, C) with `num_patches` and `grid_size`
         (the hybrid passes a ResNet-backed one); default a PatchEmbed of `patch_size`.
-    global_pool: 'token' (class token) or 'avg' (mean of the non-prefix tokens). With 'avg' the
-        final norm is applied after pooling (`fc_norm`) unless fc_norm=False.
+    global_pool: 'token' (class token), 'avg' (mean of the non-prefix tokens) or 'map' (attention
+        pooling of the non-prefix tokens by `attn_pool`, SigLIP). With 'avg' the final norm is applied
+        after pooling (`fc_norm`) unless fc_norm=False.
     no_embed_class: the position table covers only the patch tokens (added before the prefix
         tokens are concatenated), as in DeiT-3 / big_vision / the SBB models.
+    pre_norm: a norm on the embedded tokens before the blocks (`norm_pre`) and a patch embedding
+        without bias, as in the CLIP image towers.
     """
 
     def __init__(self, img_size: int = 224, patch_size: int = 16, num_classes: int = 1000,
@@ -42,10 +52,10 @@ class VisionTransformer(ViTBase):
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, init_values: float | None = None,
                  class_token: bool = True, reg_tokens: int = 0, no_embed_class: bool = False,
                  fc_norm: bool | None = None, norm_eps: float = 1e-6, block_fn: str = "block",
-                 patch_embed: nn.Module | None = None):
+                 pre_norm: bool = False, patch_embed: nn.Module | None = None):
         super().__init__()
-        if global_pool not in ("token", "avg"):
-            raise ValueError(f"global_pool={global_pool!r}: expected 'token' or 'avg'")
+        if global_pool not in ("token", "avg", "map"):
+            raise ValueError(f"global_pool={global_pool!r}: expected 'token', 'avg' or 'map'")
         if global_pool == "token" and not class_token:
             raise ValueError("global_pool='token' needs a class token (class_token=True)")
         if block_fn not in BLOCKS:
@@ -60,18 +70,22 @@ class VisionTransformer(ViTBase):
         self.no_embed_class = no_embed_class
         self.img_size = img_size
 
-        self.patch_embed = patch_embed if patch_embed is not None else PatchEmbed(img_size, patch_size, 3, embed_dim)
+        self.patch_embed = patch_embed if patch_embed is not None else \
+            PatchEmbed(img_size, patch_size, 3, embed_dim, bias=not pre_norm)
         grid = self.patch_embed.grid_size
         self.patch_size = img_size // grid[0]       # pixels per token (16 for the R50 hybrid)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         self.reg_token = nn.Parameter(torch.zeros(1, reg_tokens, embed_dim)) if reg_tokens else None
         embed_len = self.patch_embed.num_patches + (0 if no_embed_class else self.num_prefix_tokens)
         self.pos_embed = nn.Parameter(torch.randn(1, embed_len, embed_dim) * 0.02)
+        self.norm_pre = norm_layer(embed_dim) if pre_norm else nn.Identity()
 
         block = BLOCKS[block_fn]
         self.blocks = nn.Sequential(*[
             block(embed_dim, num_heads, mlp_ratio, qkv_bias, init_values, norm_layer) for _ in range(depth)])
         self.norm = norm_layer(embed_dim) if not use_fc_norm else nn.Identity()
+        self.attn_pool = AttentionPoolLatent(embed_dim, num_heads, mlp_ratio, norm_layer=norm_layer) \
+            if global_pool == "map" else None
         self.fc_norm = norm_layer(embed_dim) if use_fc_norm else nn.Identity()
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
@@ -87,7 +101,12 @@ class VisionTransformer(ViTBase):
 
     def _tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         self._check_size(x)
-        return self._pos_embed(self.patch_embed(x)), None
+        return self.norm_pre(self._pos_embed(self.patch_embed(x))), None
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        if self.attn_pool is not None:
+            return self.attn_pool(x[:, self.num_prefix_tokens:])     # (B, C)
+        return super().pool(x)
 
     def _check_size(self, x: torch.Tensor) -> None:
         if x.shape[-2:] != (self.img_size, self.img_size):
@@ -113,6 +132,13 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VisionTrans
 
 # SBB recipe: no class token, registers, GAP + fc_norm, LayerScale, positions for patches only.
 _SBB = dict(class_token=False, no_embed_class=True, global_pool="avg", init_values=1e-5)
+# CLIP image towers: a norm before the blocks, a bias-free patch embedding, LayerNorm eps 1e-5.
+_CLIP = dict(pre_norm=True, norm_eps=1e-5)
+# timm's GAP ViT-M: no class token, bias-free qkv, LayerScale, the final norm before the mean.
+_GAP = dict(class_token=False, global_pool="avg", qkv_bias=False, init_values=1e-6, fc_norm=False)
+# SigLIP image towers (fine-tuned on ImageNet-1k): no class token; timm's default build of these
+# architectures is the bare tower (no classifier), so the default head is 0 classes.
+_SIGLIP = dict(class_token=False, num_classes=0)
 
 ARCHS: dict[str, ArchSpec] = {
     "vit_tiny_patch16_224": ArchSpec("tiny", 16, 224),
@@ -131,6 +157,54 @@ ARCHS: dict[str, ArchSpec] = {
     "vit_mediumd_patch16_reg4_gap_256": ArchSpec("mediumd", 16, 256, dict(_SBB, reg_tokens=4)),
     "vit_betwixt_patch16_reg1_gap_256": ArchSpec("betwixt", 16, 256, dict(_SBB, reg_tokens=1)),
     "vit_betwixt_patch16_reg4_gap_256": ArchSpec("betwixt", 16, 256, dict(_SBB, reg_tokens=4)),
+    # -- more plain sizes
+    "vit_tiny_patch16_384": ArchSpec("tiny", 16, 384),
+    "vit_small_patch16_384": ArchSpec("small", 16, 384),
+    "vit_small_patch32_224": ArchSpec("small", 32, 224),
+    "vit_small_patch32_384": ArchSpec("small", 32, 384),
+    "vit_base_patch8_224": ArchSpec("base", 8, 224),
+    "vit_base_patch32_224": ArchSpec("base", 32, 224),
+    "vit_large_patch32_384": ArchSpec("large", 32, 384),
+    # MIIL: bias-free qkv; timm's default head is the 11221-class ImageNet-21K-P (winter21) label set
+    "vit_base_patch16_224_miil": ArchSpec("base", 16, 224, dict(qkv_bias=False, num_classes=11221)),
+    # residual post-norm blocks, no class token, GAP + fc_norm
+    "vit_base_patch16_rpn_224": ArchSpec("base", 16, 224, dict(
+        qkv_bias=False, class_token=False, global_pool="avg", block_fn="res_post")),
+    # -- CLIP image towers fine-tuned on ImageNet
+    "vit_base_patch32_clip_224": ArchSpec("base", 32, 224, _CLIP),
+    "vit_base_patch32_clip_384": ArchSpec("base", 32, 384, _CLIP),
+    "vit_base_patch32_clip_448": ArchSpec("base", 32, 448, _CLIP),
+    "vit_base_patch16_clip_224": ArchSpec("base", 16, 224, _CLIP),
+    "vit_base_patch16_clip_384": ArchSpec("base", 16, 384, _CLIP),
+    "vit_large_patch14_clip_224": ArchSpec("large", 14, 224, _CLIP),
+    "vit_large_patch14_clip_336": ArchSpec("large", 14, 336, _CLIP),
+    "vit_huge_patch14_clip_224": ArchSpec("huge", 14, 224, _CLIP),
+    "vit_huge_patch14_clip_336": ArchSpec("huge", 14, 336, _CLIP),
+    # -- GAP / register / SO150M variants
+    "vit_medium_patch16_gap_256": ArchSpec("medium", 16, 256, _GAP),
+    "vit_medium_patch16_gap_384": ArchSpec("medium", 16, 384, _GAP),
+    "vit_betwixt_patch16_reg4_gap_384": ArchSpec("betwixt", 16, 384, dict(_SBB, reg_tokens=4)),
+    "vit_mediumd_patch16_reg4_gap_384": ArchSpec("mediumd", 16, 384, dict(_SBB, reg_tokens=4)),
+    # SO150M: 4 registers with learned positions, the final norm before the mean, no LayerScale
+    "vit_so150m_patch16_reg4_gap_256": ArchSpec("so150m", 16, 256, dict(
+        class_token=False, reg_tokens=4, global_pool="avg", fc_norm=False)),
+    "vit_so150m_patch16_reg4_gap_384": ArchSpec("so150m", 16, 384, dict(
+        class_token=False, reg_tokens=4, global_pool="avg", fc_norm=False)),
+    # SO150M v2: 1 register, bias-free qkv, LayerScale, GAP + fc_norm
+    **{f"vit_so150m2_patch16_reg1_gap_{res}": ArchSpec("so150m2", 16, res, dict(
+        class_token=False, reg_tokens=1, global_pool="avg", qkv_bias=False, init_values=1e-5))
+       for res in (256, 384, 448)},
+    # -- FlexiViT (at its 240 / patch-16 setting): class token, positions for patch tokens only
+    "flexivit_small": ArchSpec("small", 16, 240, dict(no_embed_class=True)),
+    "flexivit_base": ArchSpec("base", 16, 240, dict(no_embed_class=True)),
+    "flexivit_large": ArchSpec("large", 16, 240, dict(no_embed_class=True)),
+    # -- EVA-01-L (MIM-pretrained ViT-L/14): class token kept, mean of the patch tokens + fc_norm
+    "eva_large_patch14_196": ArchSpec("large", 14, 196, dict(global_pool="avg")),
+    "eva_large_patch14_336": ArchSpec("large", 14, 336, dict(global_pool="avg")),
+    # -- SigLIP SoViT-400M/14: attention-pool (MAP) head, or the mean of the normed tokens (GAP)
+    "vit_so400m_patch14_siglip_378": ArchSpec("so400m", 14, 378, dict(_SIGLIP, global_pool="map")),
+    "vit_so400m_patch14_siglip_gap_378": ArchSpec("so400m", 14, 378, dict(
+        _SIGLIP, global_pool="avg", fc_norm=False)),
 }
 
 FAMILY = register_family(Family("vision_transformer", VisionTransformer, checkpoint_filter_fn, ARCHS))
