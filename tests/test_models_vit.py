@@ -83,3 +83,19 @@ def test_default_head_is_timms_and_a_checkpoint_sets_its_own():
         assert get_builder("vit_so400m_patch14_siglip_378")(num_classes=10).head.out_features == 10
         assert create_model("vit_so400m_patch14_siglip_378.webli_ft_in1k").head.out_features == 1000
         assert create_model("vit_base_patch16_224_miil.in21k_ft_in1k").head.out_features == 1000
+
+
+@torch.no_grad()
+def test_flexivit_filter_resamples_positions_bilinearly():
+    """timm resizes the big_vision FlexiViT position tables bilinearly without antialias (its default
+    elsewhere: antialiased bicubic); FlexiViT's table covers the patch tokens only."""
+    import torch.nn.functional as F
+
+    small = get_builder("flexivit_small")(depth=1)
+    big = get_builder("flexivit_small")(depth=1, img_size=320)
+    sd = small.state_dict()
+    out = big.checkpoint_filter_fn(sd, big)
+    grid = sd["pos_embed"].reshape(1, 15, 15, -1).permute(0, 3, 1, 2)
+    expected = F.interpolate(grid, size=(20, 20), mode="bilinear", antialias=False)
+    torch.testing.assert_close(out["pos_embed"], expected.permute(0, 2, 3, 1).reshape(1, 400, -1))
+    big.load_state_dict(out, strict=True)

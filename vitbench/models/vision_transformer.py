@@ -29,6 +29,8 @@ __all__ = ["VisionTransformer", "checkpoint_filter_fn", "ARCHS"]
 # "res_post": timm's ResPostBlock, x + norm(f(x)) (its init_values only initialises the norm scales,
 # so it carries no layer-scale parameters)
 BLOCKS = {"block": Block, "parallel": ParallelScalingBlock, "res_post": partial(Block, post_norm=True)}
+# pos_resample mode -> (interpolation, antialias) for resample_abs_pos_embed
+POS_RESAMPLE = {"bicubic": ("bicubic", True), "bilinear": ("bilinear", False)}
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -45,6 +47,9 @@ class VisionTransformer(ViTBase):
         tokens are concatenated), as in DeiT-3 / big_vision / the SBB models.
     pre_norm: a norm on the embedded tokens before the blocks (`norm_pre`) and a patch embedding
         without bias, as in the CLIP image towers.
+    pos_resample: how `checkpoint_filter_fn` resizes a position table trained on another grid:
+        'bicubic' (antialiased; timm's default) or 'bilinear' (no antialias; timm's choice for the
+        big_vision FlexiViT weights).
     """
 
     def __init__(self, img_size: int = 224, patch_size: int = 16, num_classes: int = 1000,
@@ -52,7 +57,7 @@ class VisionTransformer(ViTBase):
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, init_values: float | None = None,
                  class_token: bool = True, reg_tokens: int = 0, no_embed_class: bool = False,
                  fc_norm: bool | None = None, norm_eps: float = 1e-6, block_fn: str = "block",
-                 pre_norm: bool = False, patch_embed: nn.Module | None = None):
+                 pre_norm: bool = False, pos_resample: str = "bicubic", patch_embed: nn.Module | None = None):
         super().__init__()
         if global_pool not in ("token", "avg", "map"):
             raise ValueError(f"global_pool={global_pool!r}: expected 'token', 'avg' or 'map'")
@@ -60,6 +65,8 @@ class VisionTransformer(ViTBase):
             raise ValueError("global_pool='token' needs a class token (class_token=True)")
         if block_fn not in BLOCKS:
             raise ValueError(f"block_fn={block_fn!r}: expected one of {', '.join(BLOCKS)}")
+        if pos_resample not in POS_RESAMPLE:
+            raise ValueError(f"pos_resample={pos_resample!r}: expected one of {', '.join(POS_RESAMPLE)}")
         use_fc_norm = global_pool == "avg" if fc_norm is None else fc_norm
         norm_layer = partial(nn.LayerNorm, eps=norm_eps)
 
@@ -69,6 +76,7 @@ class VisionTransformer(ViTBase):
         self.num_prefix_tokens = int(class_token) + reg_tokens
         self.no_embed_class = no_embed_class
         self.img_size = img_size
+        self.pos_resample = pos_resample
 
         self.patch_embed = patch_embed if patch_embed is not None else \
             PatchEmbed(img_size, patch_size, 3, embed_dim, bias=not pre_norm)
@@ -117,12 +125,14 @@ class VisionTransformer(ViTBase):
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VisionTransformer) -> dict[str, torch.Tensor]:
     """A timm ViT state dict made loadable into `model`: `pos_embed` is resampled to the model's patch
-    grid when the checkpoint was trained at another resolution."""
+    grid (by the model's `pos_resample` mode) when the checkpoint was trained at another resolution."""
+    interpolation, antialias = POS_RESAMPLE[getattr(model, "pos_resample", "bicubic")]
     out = {}
     for k, v in state_dict.items():
         if k == "pos_embed" and v.shape != model.pos_embed.shape:
             num_prefix = 0 if model.no_embed_class else model.num_prefix_tokens
-            v = resample_abs_pos_embed(v, model.patch_embed.grid_size, num_prefix_tokens=num_prefix)
+            v = resample_abs_pos_embed(v, model.patch_embed.grid_size, num_prefix_tokens=num_prefix,
+                                       interpolation=interpolation, antialias=antialias)
         out[k] = v
     return out
 
@@ -195,9 +205,8 @@ ARCHS: dict[str, ArchSpec] = {
         class_token=False, reg_tokens=1, global_pool="avg", qkv_bias=False, init_values=1e-5))
        for res in (256, 384, 448)},
     # -- FlexiViT (at its 240 / patch-16 setting): class token, positions for patch tokens only
-    "flexivit_small": ArchSpec("small", 16, 240, dict(no_embed_class=True)),
-    "flexivit_base": ArchSpec("base", 16, 240, dict(no_embed_class=True)),
-    "flexivit_large": ArchSpec("large", 16, 240, dict(no_embed_class=True)),
+    **{f"flexivit_{size}": ArchSpec(size, 16, 240, dict(no_embed_class=True, pos_resample="bilinear"))
+       for size in ("small", "base", "large")},
     # -- EVA-01-L (MIM-pretrained ViT-L/14): class token kept, mean of the patch tokens + fc_norm
     "eva_large_patch14_196": ArchSpec("large", 14, 196, dict(global_pool="avg")),
     "eva_large_patch14_336": ArchSpec("large", 14, 336, dict(global_pool="avg")),
