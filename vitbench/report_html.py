@@ -36,6 +36,8 @@ _NUMBER = re.compile(r"^[+-]?\d[\d,]*(\.\d+)?")
 # The model family that builds an architecture (vitbench.models) -> the name shown and filtered on.
 _FAMILY_LABEL = {
     "vision_transformer": "ViT",
+    "deit": "DeiT",
+    "beit": "BEiT",
     "eva": "ViT (RoPE, EVA)",
     "vision_transformer_relpos": "ViT (relative position)",
     "vision_transformer_hybrid": "ViT hybrid (ResNet stem)",
@@ -163,8 +165,8 @@ def overview_table(recs) -> dict:
         gmacs = s.gmacs if s else None
         top1 = ok.top1 if ok else None
         measured = cell("not measured", sort=math.nan) if ok is None else (
-            cell(f"{ok.top1:.3f}", sort=ok.top1) if ok.complete is not False else
-            cell("", sort=ok.top1, html=Markup('{} <span class="tag">{}</span>').format(f"{ok.top1:.3f}", subset_label(ok))))
+            cell(f"{ok.top1:.3f}", sort=ok.top1) if ok.comparable_to_published else
+            cell("", sort=ok.top1, html=Markup('{} <span class="tag">{}</span>').format(f"{ok.top1:.3f}", ok.subset_label)))
         cells = [model_cell(name), cell(f["family"]), cell(f["pretraining"]), cell(f["img_size"], sort=int(f["img_size"] or 0)),
                  cell(f"{s.param_count / 1e6:.2f}" if s else "not measured", sort=s.param_count / 1e6 if s else math.nan),
                  cell(f"{gmacs:.2f}" if s else "not measured", sort=gmacs if s else math.nan),
@@ -182,14 +184,6 @@ def overview_table(recs) -> dict:
     return {"header": head, "rows": [r for _, r in sorted(rows, key=lambda kr: kr[0])]}
 
 
-def subset_label(rec) -> str:
-    """How much of the dataset a record scored, when not all of it."""
-    n = rec.n_images
-    if n is not None and rec.n_expected:
-        return f"subset, {n:,} of {rec.n_expected:,}"
-    return "subset"
-
-
 def leaderboard_table(results_dir: Path, recs, dataset: str, results_frame) -> dict | None:
     """The measured leaderboard of one dataset (same rows as its results CSV), with the facts the
     filter needs, GMACs, the published top-1 and whether it lies outside the 95% interval. A subset
@@ -202,12 +196,12 @@ def leaderboard_table(results_dir: Path, recs, dataset: str, results_frame) -> d
     for i, r in enumerate(df.itertuples(index=False), start=1):
         f, s = facts(r.model), recs.stats.get(r.model)
         rec = next((e for e in recs.evals_of(r.model, dataset) if e.status == "ok" and e.precision == r.precision), None)
-        subset = rec is not None and rec.complete is False
+        subset = rec is not None and not rec.comparable_to_published
         pub = r.published_top1
         has_pub = pub is not None and not math.isnan(pub)
         lo, hi = r.top1_ci_low, r.top1_ci_high
         if subset:
-            status = cell("", html=Markup('<span class="tag">{}</span>').format(subset_label(rec)))
+            status = cell("", html=Markup('<span class="tag">{}</span>').format(rec.subset_label))
         elif not has_pub:
             status = cell("no published figure")
         elif math.isnan(lo) or math.isnan(hi):
@@ -254,9 +248,9 @@ def published_check_table(recs) -> dict | None:
         if pub is None:
             continue
         lo, hi = r.top1_ci if r.top1_ci else (math.nan, math.nan)
-        subset = r.complete is False
+        subset = not r.comparable_to_published
         if subset:
-            verdict, delta = cell("", html=Markup('<span class="tag">{}</span>').format(subset_label(r))), math.nan
+            verdict, delta = cell("", html=Markup('<span class="tag">{}</span>').format(r.subset_label)), math.nan
         elif math.isnan(lo):
             verdict, delta = cell("no interval recorded"), r.top1 - pub
         elif lo <= pub <= hi:
