@@ -13,7 +13,7 @@ from conftest import GOLDEN
 from golden_utils import (golden_input, golden_state_dict, golden_state_dict_from_manifest, timm_manifest,
                           timm_outputs)
 from vitbench.models import create_model
-from vitbench.models.resnetv2 import StdConv2dSame, pad_same
+from vitbench.models.resnetv2 import ResNetV2, StdConv2dSame, Stem, create_backbone, pad_same
 from vitbench.models.vision_transformer import VisionTransformer
 from vitbench.models._registry import get_builder
 from vitbench.models.vision_transformer_hybrid import HybridEmbed, checkpoint_filter_fn, hf_config_to_kwargs
@@ -72,6 +72,21 @@ def test_interface():
     assert [f.shape for f in model.forward_intermediates(x, indices=2)] == [(2, 768, 24, 24)] * 2
     model.reset_classifier(0)
     assert model(x).shape == (2, 768)
+
+
+def test_backbone_depths_and_strides():
+    """Stem only (R+ViT-Ti/S16: keys `conv`/`norm`, stride 4, then an 8x8 projection) and four stages
+    (stride 32); a ResNetV2 without stages is a clear error."""
+    with torch.device("meta"):
+        tiny = get_builder("vit_tiny_r_s16_p8_384")(num_classes=1000)
+        r26 = get_builder("vit_small_r26_s32_224")(num_classes=1000)
+    assert isinstance(tiny.patch_embed.backbone, Stem) and tiny.patch_embed.backbone.feature_size(384) == 96
+    assert tiny.patch_embed.grid_size == (12, 12) and tiny.patch_size == 32
+    assert "patch_embed.backbone.conv.weight" in tiny.state_dict()
+    assert r26.patch_embed.backbone.feature_size(224) == 7 and r26.patch_embed.backbone.num_features == 2048
+    assert create_backbone((), stem_chs=32).num_features == 32
+    with pytest.raises(ValueError, match="at least one stage"):
+        ResNetV2(layers=())
 
 
 def test_same_padding_matches_tf_rule():

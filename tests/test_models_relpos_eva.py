@@ -7,7 +7,7 @@ import torch
 
 import vitbench
 
-RELPOS = ["vit_relpos_base_patch16_clsgap_224"]
+RELPOS = ["vit_relpos_base_patch16_clsgap_224", "vit_relpos_medium_patch16_cls_224", "vit_srelpos_small_patch16_224"]
 ROPE = [
     "vit_betwixt_patch16_rope_reg4_gap_256",
     "vit_mediumd_patch16_rope_reg1_gap_256",
@@ -35,7 +35,8 @@ def test_intermediates_and_reset_classifier(small_model):
     torch.testing.assert_close(last, feats[1])
     tokens = model.forward_features(x)
     assert tokens.shape == (1, model.num_prefix_tokens + grid * grid, model.embed_dim)
-    torch.testing.assert_close(tokens[:, model.num_prefix_tokens:], last.flatten(2).transpose(1, 2))
+    # intermediates are the blocks' outputs, before the final norm (identity under fc_norm)
+    torch.testing.assert_close(tokens[:, model.num_prefix_tokens:], model.norm(last.flatten(2).transpose(1, 2)))
 
     pooled = model.forward_head(tokens, pre_logits=True)
     assert pooled.shape == (1, model.num_features)
@@ -45,6 +46,15 @@ def test_intermediates_and_reset_classifier(small_model):
     torch.testing.assert_close(model(x), pooled)
     model.reset_classifier(10)
     assert model(x).shape == (1, 10)
+
+
+def test_shared_rel_pos_is_one_module_for_all_blocks():
+    """srelpos: one bias MLP owned by the model (timm's `shared_rel_pos.*` keys), none in the blocks."""
+    with torch.device("meta"):
+        model = vitbench.create_model("vit_srelpos_medium_patch16_224")
+    keys = model.state_dict().keys()
+    assert "shared_rel_pos.mlp.fc1.weight" in keys and not any(".rel_pos." in k for k in keys)
+    assert model.shared_rel_pos.mlp.fc1.out_features == 512
 
 
 def test_derived_buffers_not_persistent(small_model):

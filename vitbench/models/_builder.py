@@ -36,6 +36,7 @@ SIZES: dict[str, Size] = {
     "base": Size(768, 12, 12),
     "large": Size(1024, 24, 16),
     "huge": Size(1280, 32, 16),
+    "base_plus": Size(896, 12, 14),      # ViT-B+ (timm's rel-pos B/32+)
     "wee": Size(256, 14, 4, 5.0),
     "pwee": Size(256, 16, 4, 5.0),
     "little": Size(320, 14, 5, 5.6),

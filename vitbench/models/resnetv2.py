@@ -2,8 +2,10 @@
 
 Paper: Big Transfer (BiT) https://arxiv.org/abs/1912.11370; the non-pre-activation bottleneck and the
 input-size-based 'SAME' padding are those of the R50+ViT-B/16 hybrid (https://arxiv.org/abs/2010.11929).
-Only what that hybrid uses is here: the 7x7 stem, non-pre-activation bottlenecks, no final norm and
-no head. Parameter names are timm's (`stem.conv`, `stages.0.blocks.0.conv1`, ...).
+Only what the hybrids use is here: the 7x7 stem, non-pre-activation bottlenecks, no final norm and
+no head. Parameter names are timm's (`stem.conv`, `stages.0.blocks.0.conv1`, ...). `create_backbone`
+gives the stem alone (keys `conv`, `norm`) when there are no stages, as timm's
+`create_resnetv2_stem` does for the R+ViT-Ti/S16 hybrid.
 
 Numbers that matter for parity: weight standardization uses the biased variance with eps 1e-8 (timm's
 hybrid and transformers' BiT both), GroupNorm 32 groups eps 1e-5, stride on the 3x3 conv, 'SAME'
@@ -17,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["ResNetV2", "StdConv2dSame", "GroupNormAct", "pad_same"]
+__all__ = ["ResNetV2", "Stem", "create_backbone", "StdConv2dSame", "GroupNormAct", "pad_same"]
 
 
 def _same_pad_amount(size: int, kernel: int, stride: int) -> int:
@@ -113,28 +115,43 @@ class ResNetStage(nn.Module):
         return self.blocks(x)
 
 
-class Stem(nn.Module):
-    """7x7/2 std-conv -> GroupNorm+ReLU -> 3x3/2 max-pool, all 'SAME' padded."""
+class _Strided(nn.Module):
+    """A feature backbone whose output size follows from its `strides` ('SAME': ceil at each)."""
+    strides: list[int]
 
-    def __init__(self, in_chs: int, out_chs: int, conv_eps: float):
+    def feature_size(self, img_size: int) -> int:
+        """Spatial size of the output map for a square `img_size` input."""
+        for s in self.strides:
+            img_size = math.ceil(img_size / s)
+        return img_size
+
+
+class Stem(_Strided):
+    """7x7/2 std-conv -> GroupNorm+ReLU -> 3x3/2 max-pool, all 'SAME' padded (stride 4)."""
+
+    def __init__(self, in_chs: int = 3, out_chs: int = 64, conv_eps: float = 1e-8):
         super().__init__()
         self.conv = StdConv2dSame(in_chs, out_chs, 7, stride=2, eps=conv_eps)
         self.norm = GroupNormAct(out_chs)
+        self.strides = [2, 2]
+        self.num_features = out_chs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.conv(x))
         return F.max_pool2d(pad_same(x, 3, 2, value=float("-inf")), 3, 2)
 
 
-class ResNetV2(nn.Module):
+class ResNetV2(_Strided):
     """Feature backbone: (B, 3, H, W) -> (B, channels[len(layers)-1], ceil(H/r), ceil(W/r)),
-    r = 4 * 2**(len(layers)-1) (16 for the three-stage R50 of the hybrid)."""
+    r = 4 * 2**(len(layers)-1) (16 for the three-stage R50 of the R50+ViT-B/16, 32 with four stages)."""
 
     def __init__(self, layers=(3, 4, 9), channels=(256, 512, 1024, 2048), in_chans: int = 3,
                  stem_chs: int = 64, conv_eps: float = 1e-8):
         super().__init__()
+        if not layers:
+            raise ValueError("ResNetV2 needs at least one stage (layers=()); use create_backbone for a stem only")
         self.stem = Stem(in_chans, stem_chs, conv_eps)
-        self.strides = [2, 2] + [1 if i == 0 else 2 for i in range(len(layers))]   # every stride, in order
+        self.strides = self.stem.strides + [1 if i == 0 else 2 for i in range(len(layers))]   # every stride
         prev = stem_chs
         stages = []
         for i, (depth, chs) in enumerate(zip(layers, channels)):
@@ -144,11 +161,13 @@ class ResNetV2(nn.Module):
         self.num_features = prev
         self.reduction = math.prod(self.strides)
 
-    def feature_size(self, img_size: int) -> int:
-        """Spatial size of the output map for a square `img_size` input ('SAME': ceil at each stride)."""
-        for s in self.strides:
-            img_size = math.ceil(img_size / s)
-        return img_size
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
+
+
+def create_backbone(layers=(3, 4, 9), channels=(256, 512, 1024, 2048), in_chans: int = 3,
+                    stem_chs: int = 64) -> ResNetV2 | Stem:
+    """The hybrid's backbone: a ResNetV2 of `layers` stages, or the stem alone when `layers` is empty."""
+    if len(layers) > len(channels):
+        raise ValueError(f"backbone layers={tuple(layers)} has more stages than channels={tuple(channels)}")
+    return ResNetV2(layers, channels, in_chans, stem_chs) if layers else Stem(in_chans, stem_chs)

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from vitbench.models._builder import ArchSpec, Family, register_family
-from vitbench.models.resnetv2 import ResNetV2
+from vitbench.models.resnetv2 import ResNetV2, Stem, create_backbone
 from vitbench.models.vision_transformer import VisionTransformer
 from vitbench.models.vision_transformer import (
     checkpoint_filter_fn as vit_checkpoint_filter_fn,
@@ -29,7 +29,7 @@ __all__ = ["HybridEmbed", "checkpoint_filter_fn", "hf_config_to_kwargs", "vit_hy
 class HybridEmbed(nn.Module):
     """CNN feature map -> tokens: backbone, then a `patch_size` conv to embed_dim, flattened to (B, N, C)."""
 
-    def __init__(self, backbone: ResNetV2, img_size: int, patch_size: int = 1, embed_dim: int = 768):
+    def __init__(self, backbone: ResNetV2 | Stem, img_size: int, patch_size: int = 1, embed_dim: int = 768):
         super().__init__()
         self.backbone = backbone
         feat = backbone.feature_size(img_size)
@@ -147,16 +147,29 @@ def hf_config_to_kwargs(config: dict) -> dict:
 def vit_hybrid(img_size: int = 384, patch_size: int = 1, embed_dim: int = 768, backbone_layers=(3, 4, 9),
                backbone_channels=(256, 512, 1024, 2048), backbone_stem_chs: int = 64,
                **vit_kwargs) -> VisionTransformer:
-    """A VisionTransformer over a ResNetV2 feature map; `vit_kwargs` go to VisionTransformer."""
-    backbone = ResNetV2(layers=backbone_layers, channels=backbone_channels, stem_chs=backbone_stem_chs)
+    """A VisionTransformer over a ResNetV2 feature map (the stem's alone when backbone_layers is
+    empty); `vit_kwargs` go to VisionTransformer."""
+    backbone = create_backbone(tuple(backbone_layers), tuple(backbone_channels), stem_chs=backbone_stem_chs)
     embed = HybridEmbed(backbone, img_size=img_size, patch_size=patch_size, embed_dim=embed_dim)
     return VisionTransformer(img_size=img_size, embed_dim=embed_dim, patch_embed=embed, **vit_kwargs)
 
 
 # patch_size is the projection's over the backbone map (1: one token per feature-map cell).
+# timm's names: rNN the backbone depth, sNN the nominal stride, pN the projection's patch size.
+# NOTE the stem-only tiny_r_s16_p8 tokenizes 32x32 pixels (stride-4 stem, then 8x8 patches).
+_R_S16 = dict(backbone_layers=())
+_R26_S32 = dict(backbone_layers=(2, 2, 2, 2))
+_R50_S32 = dict(backbone_layers=(3, 4, 6, 3))   # the ResNet-50 stages
+
 ARCHS: dict[str, ArchSpec] = {
     # R50+ViT-B/16 at 384: three BiT stages (3, 4, 9) to a stride-16 map, then ViT-B.
     "vit_base_r50_s16_384": ArchSpec("base", 1, 384, dict(backbone_layers=(3, 4, 9))),
+    "vit_tiny_r_s16_p8_224": ArchSpec("tiny", 8, 224, _R_S16),
+    "vit_tiny_r_s16_p8_384": ArchSpec("tiny", 8, 384, _R_S16),
+    "vit_small_r26_s32_224": ArchSpec("small", 1, 224, _R26_S32),
+    "vit_small_r26_s32_384": ArchSpec("small", 1, 384, _R26_S32),
+    "vit_large_r50_s32_224": ArchSpec("large", 1, 224, _R50_S32),
+    "vit_large_r50_s32_384": ArchSpec("large", 1, 384, _R50_S32),
 }
 
 FAMILY = register_family(Family("vision_transformer_hybrid", vit_hybrid, checkpoint_filter_fn, ARCHS))
