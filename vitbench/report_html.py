@@ -40,7 +40,7 @@ _FAMILY_LABEL = {
     "beit": "BEiT",
     "eva": "ViT (RoPE, EVA)",
     "vision_transformer_relpos": "ViT (relative position)",
-    "vision_transformer_hybrid": "ViT hybrid (ResNet stem)",
+    "vision_transformer_hybrid": "ViT hybrid (ResNetV2 backbone)",
 }
 
 
