@@ -264,3 +264,200 @@ def test_a_file_as_data_is_a_layout_error_and_the_run_goes_on(dummy, tmp_path, c
     assert "wnid class folders" in r.reason and "hf:DATASET_ID" in r.reason
     assert rec(tmp_path, "v2").status == "ok"                # the run went on
     assert (tmp_path / "results" / "results-imagenetv2-matched-frequency.csv").is_file()
+
+
+# ---------------------------------------------------------------------------- 5. subsets are not compared
+
+def test_a_subset_run_gets_no_delta_or_flag_and_is_labelled_everywhere(dummy, tmp_path, monkeypatch):
+    from vitbench import plots, report
+    from vitbench.catalog import published_top1
+
+    assert published_top1("imagenet", CKPT) is not None          # there is a figure to (not) compare with
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--limit", "3") == 0
+    r = rec(tmp_path, "imagenet")
+    assert (r.comparable_to_published, r.subset_label) == (False, "subset, 3 of 50,000")
+    # CSV: the published figure stays, the delta does not; the row says what it is
+    row = csv_rows(tmp_path)[0]
+    assert row["published_top1"] and row["published_delta"] == "" and row["subset"] == "subset, 3 of 50,000"
+    # reports: card, comparison (leaderboard, measured-vs-published) and the plots
+    monkeypatch.undo()                     # the real models again (cards build them on the meta device)
+    drawn = []
+    real_scatter = plots.scatter
+    monkeypatch.setattr(plots, "scatter", lambda path, pts, **kw: drawn.append(pts) or real_scatter(path, pts, **kw))
+    out = tmp_path / "reports"
+    report.render_reports(tmp_path / "results", out)
+    card = (out / "cards" / f"{CKPT}.md").read_text(encoding="utf-8")
+    line = next(ln for ln in card.splitlines() if ln.startswith("| ImageNet-1k val") and "100.000" in ln)
+    assert "subset, 3 of 50,000" in line and "+" not in line                # no Δ vs published
+    cmp = (out / "comparison.md").read_text(encoding="utf-8")
+    assert "outside 95% CI**" not in cmp.split("## Measured vs published")[1].split("##")[0].split("\n", 3)[-1]
+    assert f"{CKPT} (subset, 3 of 50,000)" in cmp
+    assert "not compared: subset, 3 of 50,000" in cmp
+    assert f"records under `{tmp_path / 'results' / 'records'}/`" in cmp      # item 8: the actual results dir
+    points = [p for pts in drawn for p in pts if p.label.startswith(CKPT)]
+    assert points and all(p.subset and p.label.endswith("(subset, 3 of 50,000)") for p in points)
+
+
+def test_a_complete_record_is_compared():
+    from vitbench.records import EvalRecord
+
+    full = EvalRecord("m", "imagenet", "fp32", "ok", n_images=50_000, n_expected=50_000, complete=True)
+    part = EvalRecord("m", "imagenet", "fp32", "ok", n_images=49_990, n_expected=50_000, complete=False)
+    assert (full.comparable_to_published, full.subset_label) == (True, None)
+    assert (part.comparable_to_published, part.subset_label) == (False, "subset, 49,990 of 50,000")
+    assert EvalRecord("m", "imagenet", "fp32", "not_run").subset_label is None
+
+
+# ---------------------------------------------------------------------------- 6. label forms in parquet
+
+def test_wnid_string_labels_in_parquet_are_accepted(tmp_path):
+    import datasets
+
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    datasets.Dataset.from_dict(
+        {"image": [{"bytes": _png(class_colour(c)), "path": val_name(n)} for n, c in ((1, 0), (2, 5))],
+         "label": [SYN[0], SYN[5]]},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")}),
+    ).to_parquet(str(folder / "validation-00000-of-00001.parquet"))
+    assert open_dataset("imagenet", override=str(folder)).targets == [0, 5]
+
+
+def test_wrong_label_strings_and_renamed_columns_say_what_is_accepted(tmp_path):
+    import datasets
+
+    def write(name, cols, features):
+        path = tmp_path / name
+        datasets.Dataset.from_dict(cols, features=datasets.Features(features)).to_parquet(str(path))
+        return path
+
+    img = [{"bytes": _png((1, 2, 3)), "path": val_name(1)}]
+    bad = write("bad.parquet", {"image": img, "label": ["tench"]},
+                {"image": datasets.Image(), "label": datasets.Value("string")})
+    with pytest.raises(DatasetLayoutError, match=r"'?tench'? .*accepted labels are class indices.*wnid strings"):
+        open_dataset("imagenet", override=str(bad))
+    renamed = write("renamed.parquet", {"picture": img, "target": [0]},
+                    {"picture": datasets.Image(), "target": datasets.Value("int64")})
+    with pytest.raises(DatasetLayoutError, match=r"found columns \['picture', 'target'\].*image, img, jpg.*label, labels, cls"):
+        open_dataset("imagenet", override=str(renamed))
+
+
+# ---------------------------------------------------------------------------- 7. unreadable folder entries
+
+def test_broken_symlink_is_named_and_fails_unless_skipped(dummy, tmp_path, caplog):
+    root = make_wnid_folders(tmp_path / "data" / "imagenet", TEN[:4])
+    link = root / SYN[7] / val_name(8)
+    link.symlink_to(tmp_path / "gone.JPEG")
+    with caplog.at_level(logging.WARNING):
+        assert cli_run(tmp_path, "--datasets", "imagenet") == 1
+    assert any("broken symlink" in r.getMessage() and str(link) in r.getMessage() for r in caplog.records)
+    r = rec(tmp_path, "imagenet")
+    assert r.status == "failed" and val_name(8) in r.reason
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--skip-bad-images") == 0
+    r = rec(tmp_path, "imagenet")
+    assert r.status == "ok" and r.n_images == 4 and r.skipped_files == [str(link)] and r.complete is False
+
+
+def test_empty_class_folder_is_named_in_the_preflight(tmp_path, caplog):
+    from vitbench.catalog import subset_synsets
+
+    root = tmp_path / "imagenet-a"
+    for k, w in enumerate(subset_synsets("a")):
+        if k != 3:
+            write_image(root / w / f"a_{k}.jpg", 0)
+    (root / subset_synsets("a")[3]).mkdir()
+    with caplog.at_level(logging.WARNING):
+        ds = open_dataset("a", data_root=tmp_path)
+    assert len(ds) == 199
+    assert any("empty class folder" in r.getMessage() and subset_synsets("a")[3] in r.getMessage()
+               for r in caplog.records)
+
+
+# ---------------------------------------------------------------------------- 8. smaller ones
+
+def test_labels_csv_with_a_utf8_bom(dummy, tmp_path):
+    root = make_flat(tmp_path / "data" / "imagenet", [(n, c, c) for n, c, _ in TEN[:3]])
+    for name in ("labels.csv",):
+        text = (root / name).read_text(encoding="utf-8")
+        (root / name).write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert open_dataset("imagenet", data_root=tmp_path / "data").targets == [0, 1, 2]
+    (root / "labels.csv").unlink()
+    rows = "ImageId,PredictionString\n" + "".join(f"{val_name(n)[:-5]},{SYN[c]} 1 2 3 4\n" for n, c, _ in TEN[:3])
+    (root / "LOC_val_solution.csv").write_bytes(b"\xef\xbb\xbf" + rows.encode("utf-8"))
+    assert open_dataset("imagenet", data_root=tmp_path / "data").targets == [0, 1, 2]
+
+
+def test_datasets_progress_bars_are_off(tmp_path):
+    import datasets
+
+    datasets.enable_progress_bars()
+    repo = hf_repo_copy(tmp_path / "imagenet-1k", splits=("validation",))
+    open_dataset("imagenet", override=str(repo))
+    assert not datasets.is_progress_bar_enabled()
+
+
+def test_reports_default_beside_the_results(dummy, tmp_path, monkeypatch):
+    from vitbench import cli, report
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.reports_dir_for(Path("results"), None) == Path("reports")
+    assert cli.reports_dir_for(Path("runs/a"), None) == Path("runs/a/reports")
+    assert cli.reports_dir_for(Path("runs/a"), Path("elsewhere")) == Path("elsewhere")
+    rendered = []
+    monkeypatch.setattr(report, "render_reports", lambda results, out, **kw: rendered.append((results, out)) or [])
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN[:2])
+    argv = ["run", CKPT, "--datasets", "imagenet", "--results-dir", "runs/a", "--workers", "0",
+            "--batch-size", "4", "--no-bench", "--data-root", "data", "--weights-dir", "weights"]
+    assert cli.main(argv) == 0
+    assert cli.main(["report", "--results-dir", "runs/a"]) == 0
+    assert cli.main(["report"]) == 0
+    assert rendered == [(Path("runs/a"), Path("runs/a/reports"))] * 2 + [(Path("results"), Path("reports"))]
+
+
+_SIGTERM_DRIVER = r"""
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import vitbench.models, vitbench.stats
+from test_evaluate import ColourModel
+from vitbench import cli, records
+
+started = Path(sys.argv[2])
+
+class Slow(ColourModel):
+    def forward(self, x):
+        started.write_text("x")
+        time.sleep(60)
+        return super().forward(x)
+
+vitbench.models.create_model = lambda name, **kw: Slow()
+vitbench.stats.stats_record = lambda name: records.StatsRecord(
+    checkpoint=name, architecture="dummy", img_size=32, param_count=1, gmacs=0.0, gmacs_no_attn=0.0, macts=0.0)
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+
+def test_sigterm_with_workers_stops_quietly(dummy, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    started = tmp_path / "started"
+    argv = ["run", CKPT, "--datasets", "imagenet", "--results-dir", str(tmp_path / "results"), "--workers", "2",
+            "--batch-size", "2", "--no-bench", "--no-report", "--data-root", str(tmp_path / "data"),
+            "--weights-dir", str(tmp_path / "weights")]
+    proc = subprocess.Popen([sys.executable, "-c", _SIGTERM_DRIVER, str(Path(__file__).parent), str(started), *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for _ in range(1200):                         # wait (not timed: a generous bound) until it is evaluating
+        if started.exists() or proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert started.exists(), proc.communicate()[1]
+    os.killpg(proc.pid, signal.SIGTERM)           # the whole group, workers too, as a scheduler does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err and "killed by signal" not in err, err

@@ -20,6 +20,18 @@ from vitbench.precision import PRECISIONS
 from vitbench.registry import UnknownModelError, get_checkpoint, list_models
 
 
+DEFAULT_RESULTS, DEFAULT_REPORTS = Path("results"), Path("reports")
+REPORTS_HELP = ("where cards, comparison.md and plots go (default: reports/ beside the default results/; "
+                "with another --results-dir X, X/reports, so one run's reports never overwrite another's)")
+
+
+def reports_dir_for(results_dir: Path, reports_dir: Path | None) -> Path:
+    """The reports folder: as given, else reports/ for the default results/, else RESULTS_DIR/reports."""
+    if reports_dir is not None:
+        return reports_dir
+    return DEFAULT_REPORTS if Path(results_dir) == DEFAULT_RESULTS else Path(results_dir) / "reports"
+
+
 class UsageError(Exception):
     """A bad flag value; printed without a traceback, exit status 2."""
 
@@ -99,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="first N images per dataset (smoke runs)")
     p.add_argument("--weights-dir", type=Path, default=None,
                    help="folder of <checkpoint>.safetensors/.pth/.bin or transformers folders")
-    p.add_argument("--results-dir", type=Path, default=Path("results"))
-    p.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    p.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
+    p.add_argument("--reports-dir", type=Path, default=None, help=REPORTS_HELP)
     p.add_argument("--force", action="store_true",
                    help="rerun jobs that already have a record (without it, an 'ok' record is reused "
                         "only when made on the same data)")
@@ -128,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of timed forwards per checkpoint: steps and repeats shrink to fit, a model slower than this is timed once (default: 2 on CPU, fixed steps on CUDA; 0: fixed steps)")
 
     p = sub.add_parser("report", help="model cards, comparison tables and plots from the records")
-    p.add_argument("--results-dir", type=Path, default=Path("results"))
-    p.add_argument("--out", type=Path, default=Path("reports"))
+    p.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
+    p.add_argument("--out", type=Path, default=None, help=REPORTS_HELP)
     p.add_argument("--templates", type=Path, default=None, help="override the Jinja templates folder")
     return parser
 
@@ -168,7 +180,7 @@ def cmd_run(args) -> int:
         limit=args.limit,
         weights_dir=args.weights_dir,
         results_dir=args.results_dir,
-        reports_dir=args.reports_dir,
+        reports_dir=reports_dir_for(args.results_dir, args.reports_dir),
         force=args.force,
         skip_bad_images=args.skip_bad_images,
         bench=not args.no_bench,
@@ -206,8 +218,9 @@ def cmd_bench(args) -> int:
 def cmd_report(args) -> int:
     from vitbench.report import render_reports
 
-    written = render_reports(args.results_dir, args.out, templates_dir=args.templates)
-    print(f"wrote {len(written)} files under {args.out}/")
+    out = reports_dir_for(args.results_dir, args.out)
+    written = render_reports(args.results_dir, out, templates_dir=args.templates)
+    print(f"wrote {len(written)} files under {out}/")
     return 0
 
 

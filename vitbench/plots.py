@@ -28,6 +28,7 @@ class Point:
     label: str
     x: float
     y: float
+    subset: bool = False     # measured on part of the dataset: drawn hollow, labelled by report.py
 
 
 def pareto_front(points: list[Point], maximize_x: bool = True) -> set[str]:
@@ -97,9 +98,13 @@ def scatter(path: Path, points: list[Point], *, title: str, xlabel: str, ylabel:
     fig, ax = plt.subplots(figsize=FIGSIZE_KEYED if keyed else FIGSIZE, dpi=DPI)
     front = front or set()
     on = [p for p in points if p.label in front]
-    off = [p for p in points if p.label not in front]
+    off = [p for p in points if p.label not in front and not p.subset]
+    part = [p for p in points if p.label not in front and p.subset]
     if off:
         ax.scatter([p.x for p in off], [p.y for p in off], s=28, color="#7f7f7f", zorder=2, label="checkpoint")
+    if part:
+        ax.scatter([p.x for p in part], [p.y for p in part], s=28, facecolors="none", edgecolors="#7f7f7f",
+                   zorder=2, label="subset of the dataset (not comparable)")
     if on:
         ax.scatter([p.x for p in on], [p.y for p in on], s=46, color="#d62728", zorder=3, label="Pareto front")
         ax.plot([p.x for p in on], [p.y for p in on], color="#d62728", linewidth=1, zorder=1)

@@ -84,6 +84,11 @@ def link(name: str) -> str:
     return f"[{name}]({HF_URL.format(cfg.hf_hub_id)})" if cfg else name
 
 
+def top1_text(rec: EvalRecord, nd: int = 3) -> str:
+    """A record's top-1, labelled "(subset, N of M)" when it is not of the whole dataset."""
+    return fmt(rec.top1, nd) + (f" ({rec.subset_label})" if rec.subset_label else "")
+
+
 def slug(dataset_title: str) -> str:
     return dataset_title.strip().lower().replace(" ", "-")
 
@@ -241,7 +246,7 @@ def comparison_view(cfg: CheckpointCfg, recs: Records) -> dict:
         if r is None:
             unmeasured.append([link(name), NOT_MEASURED, NOT_MEASURED, params, size, ""])
         else:
-            measured.append((-r.top1, name, [link(name), fmt(r.top1, 3), fmt(r.top5, 3), params, size, r.precision]))
+            measured.append((-r.top1, name, [link(name), top1_text(r), fmt(r.top5, 3), params, size, r.precision]))
     rows = [row for *_, row in sorted(measured)] + unmeasured
     return {
         "any_measured": bool(measured),
@@ -271,8 +276,8 @@ def evaluation_view(cfg: CheckpointCfg, recs: Records) -> dict:
             if r.status == "ok":
                 ci = ci_text(*r.top1_ci) if r.top1_ci else ""
                 n = r.n_scored if r.n_scored is not None else r.n_images
-                delta = fmt_signed(r.top1 - pub, 3) if pub is not None else ""
-                complete = "yes" if r.complete else f"no ({n:,} of {r.n_expected:,})" if r.n_expected else "no"
+                delta = fmt_signed(r.top1 - pub, 3) if pub is not None and r.comparable_to_published else ""
+                complete = r.subset_label or "yes"
                 rows.append([ds_title(ds), fmt(r.top1, 3), fmt(r.top5, 3), ci, f"{n:,}", complete,
                              r.precision, pub_s, delta])
                 if r.provenance:
@@ -351,7 +356,7 @@ def leaderboard_view(results_dir: Path, dataset: str) -> dict | None:
              ["precision", "n", "top1 95% CI"]
     rows = []
     for i, r in enumerate(df.itertuples(index=False), start=1):
-        row = [str(i), r.model, str(r.img_size), fmt(r.top1, 3), fmt(r.top1_err, 3), fmt(r.top5, 3),
+        row = [str(i), r.model + (f" ({r.subset})" if r.subset else ""), str(r.img_size), fmt(r.top1, 3), fmt(r.top1_err, 3), fmt(r.top5, 3),
                fmt(r.top5_err, 3), fmt(r.param_count, 2), fmt(r.crop_pct, 2, missing=""), r.interpolation or ""]
         if diffs:
             rank = "" if r.rank_diff is None or str(r.rank_diff) == "<NA>" else f"{int(r.rank_diff):+d}" if int(r.rank_diff) else "0"
@@ -371,13 +376,14 @@ def robustness_view(recs: Records) -> dict | None:
     rows = []
     for name in names:
         base = recs.best_ok(name, "imagenet")
-        row = [name, fmt(base.top1, 3) if base else NOT_MEASURED]
+        row = [name, top1_text(base) if base else NOT_MEASURED]
         for ds in sets[1:]:
             r = recs.best_ok(name, ds, base.precision if base else None)
             if r is None:
                 row.append(NOT_MEASURED)
             else:
-                row.append(fmt(r.top1, 3) + (f" ({r.top1 - base.top1:+.2f})" if base else ""))
+                text = fmt(r.top1, 3) + (f" ({r.top1 - base.top1:+.2f})" if base else "")
+                row.append(text + (f" ({r.subset_label})" if r.subset_label else ""))
         rows.append((-(base.top1 if base else -1), name, row))
     return {"table": table(["model"] + [DATASETS[d].short for d in sets], [r for *_, r in sorted(rows)])}
 
@@ -400,7 +406,7 @@ def speed_view(recs: Records) -> list[dict]:
         rows = []
         for b, e in sorted(pts, key=lambda be: (-be[0].samples_per_sec, be[0].checkpoint)):
             s = recs.stats.get(b.checkpoint)
-            rows.append([b.checkpoint, fmt(e.top1, 3) if e else NOT_MEASURED, e.precision if e else "",
+            rows.append([b.checkpoint, top1_text(e) if e else NOT_MEASURED, e.precision if e else "",
                          fmt(b.samples_per_sec, 2), str(b.batch_size), fmt(s.gmacs, 2) if s else NOT_MEASURED,
                          "yes" if b.checkpoint in front else ""])
         name = next((b.provenance.device_name for b, _ in pts if b.provenance), device)
@@ -416,12 +422,15 @@ def published_check_view(recs: Records) -> dict | None:
         if pub is None:
             continue
         lo, hi = r.top1_ci if r.top1_ci else (math.nan, math.nan)
-        if math.isnan(lo):
+        delta = fmt_signed(r.top1 - pub, 3)
+        if not r.comparable_to_published:      # a subset is not compared with a full-set figure
+            flag, delta = f"not compared: {r.subset_label}", ""
+        elif math.isnan(lo):
             flag = "no interval recorded"
         else:
             flag = "**outside 95% CI**" if not (lo <= pub <= hi) else "within"
         rows.append([r.checkpoint, DATASETS[r.dataset].short, r.precision, fmt(r.top1, 3),
-                     ci_text(lo, hi), fmt(pub, 3), fmt_signed(r.top1 - pub, 3), flag])
+                     ci_text(lo, hi), fmt(pub, 3), delta, flag])
     if not rows:
         return None
     return {"table": table(["model", "dataset", "precision", "measured top1", "95% CI", "timm published top1",
@@ -525,11 +534,18 @@ def paired_view(results_dir: Path, recs: Records, dataset: str = "imagenet") -> 
 
 # ---------------------------------------------------------------------------- plots
 
+def _point(name: str, x: float, y: float, *evals: EvalRecord) -> plots.Point:
+    """A plot point, named "<checkpoint> (subset, N of M)" and drawn hollow when a number it plots
+    is not of the whole dataset."""
+    labels = [e.subset_label for e in evals if e.subset_label]
+    return plots.Point(name + "".join(f" ({x})" for x in dict.fromkeys(labels)), x, y, subset=bool(labels))
+
+
 def draw_plots(recs: Records, plots_dir: Path) -> tuple[list[dict], list[str]]:
     """The plots that have data; notes for those skipped. Returns ([{title, file}], [note])."""
     drawn, notes = [], []
     for precision, device in sorted({(b.precision, b.device) for b in recs.bench}):
-        pts = [plots.Point(b.checkpoint, b.samples_per_sec, e.top1)
+        pts = [_point(b.checkpoint, b.samples_per_sec, e.top1, e)
                for b, e in speed_points(recs, precision, device) if e is not None]
         title = f"ImageNet top-1 vs throughput ({device}, {precision})"
         if not pts:
@@ -542,14 +558,14 @@ def draw_plots(recs: Records, plots_dir: Path) -> tuple[list[dict], list[str]]:
     if not recs.bench:
         notes.append("top-1 vs throughput: skipped, no benchmark records.")
     drawn += _throughput_vs_gmacs(recs, plots_dir)
-    pts = [plots.Point(n, s.gmacs, e.top1) for n, s in sorted(recs.stats.items())
+    pts = [_point(n, s.gmacs, e.top1, e) for n, s in sorted(recs.stats.items())
            if (e := recs.best_ok(n, "imagenet")) is not None]
     if pts:
         path = plots.scatter(plots_dir / "top1_vs_gmacs.png", pts, title="ImageNet top-1 vs GMACs",
                              xlabel="GMACs (incl. attention matmuls, log scale)", ylabel="ImageNet-1k top-1 (%)",
                              front=plots.pareto_front(pts, maximize_x=False), logx=True)
         drawn.append({"title": "ImageNet top-1 vs GMACs", "file": f"plots/{path.name}"})
-        pts = [plots.Point(n, s.param_count / 1e6, e.top1) for n, s in sorted(recs.stats.items())
+        pts = [_point(n, s.param_count / 1e6, e.top1, e) for n, s in sorted(recs.stats.items())
                if (e := recs.best_ok(n, "imagenet")) is not None]
         path = plots.scatter(plots_dir / "top1_vs_params.png", pts, title="ImageNet top-1 vs parameters",
                              xlabel="parameters (M, log scale)", ylabel="ImageNet-1k top-1 (%)",
@@ -563,7 +579,7 @@ def draw_plots(recs: Records, plots_dir: Path) -> tuple[list[dict], list[str]]:
             base = recs.best_ok(name, "imagenet")
             r = recs.best_ok(name, ds, base.precision if base else None)
             if base and r:
-                pts.append(plots.Point(name, base.top1, r.top1))
+                pts.append(_point(name, base.top1, r.top1, base, r))
         title = f"ImageNet-1k val vs {ds_title(ds)} top-1"
         if not pts:
             notes.append(f"{title}: skipped, no checkpoint has both records.")
@@ -597,6 +613,7 @@ def comparison_view_model(results_dir: Path, recs: Records, plot_list: list[dict
     ok = [r for r in recs.evals if r.status == "ok"]
     boards = [v for ds in DATASETS if (v := leaderboard_view(results_dir, ds)) is not None]
     return {
+        "records_dir": f"{Path(results_dir) / 'records'}/",     # as given: comparison.md names where it came from
         "measured": bool(ok or recs.bench or recs.stats),
         "counts": {"ok": str(len(ok)), "not_ok": str(len(recs.evals) - len(ok)), "stats": str(len(recs.stats)),
                    "bench": str(len(recs.bench)), "checkpoints": str(len(list_models()))},

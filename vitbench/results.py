@@ -31,7 +31,7 @@ TIMM_RESULT_COLUMNS = [
 ]
 DIFF_COLUMNS = ["top1_diff", "top5_diff", "rank_diff"]
 VITBENCH_RESULT_COLUMNS = [
-    "n", "top1_ci_low", "top1_ci_high", "complete", "precision", "published_top1", "published_delta",
+    "n", "top1_ci_low", "top1_ci_high", "complete", "precision", "published_top1", "published_delta", "subset",
 ]
 TIMM_BENCH_COLUMNS = [
     "model", "infer_img_size", "infer_samples_per_sec", "infer_step_time", "infer_batch_size",
@@ -102,7 +102,10 @@ def _base_frame(results_dir: Path, dataset: str, stats: dict[str, StatsRecord]) 
             "complete": bool(rec.complete),
             "precision": rec.precision,
             "published_top1": published,
-            "published_delta": _r(top1 - published, 3) if not math.isnan(published) else float("nan"),
+            # a subset is not compared with a full-set figure (EvalRecord.comparable_to_published)
+            "published_delta": _r(top1 - published, 3)
+            if not math.isnan(published) and rec.comparable_to_published else float("nan"),
+            "subset": rec.subset_label or "",
         })
     cols = TIMM_RESULT_COLUMNS + VITBENCH_RESULT_COLUMNS
     if not rows:

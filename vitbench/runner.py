@@ -479,6 +479,9 @@ def _sigterm_as_interrupt():
         return
 
     def handler(signum, frame):
+        # Workers that got the same signal die with it; the DataLoader's SIGCHLD handler would turn
+        # that into a "worker killed by signal" traceback while we unwind. We are stopping anyway.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         raise KeyboardInterrupt(f"signal {signum}")
 
     old = signal.signal(signal.SIGTERM, handler)

@@ -75,7 +75,19 @@ def _subdirs(root: Path) -> list[str]:
 
 
 def _images_in(folder: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(folder) if e.is_file() and is_image(e.name))
+    """Image file names in `folder`, sorted. A broken symlink named like an image is kept (it is an
+    image the dataset should have): reading it fails naming it, as for a corrupt image, and
+    `warn_broken` names it before the run."""
+    return sorted(e.name for e in os.scandir(folder)
+                  if is_image(e.name) and (e.is_file() or (e.is_symlink() and not os.path.exists(e.path))))
+
+
+def warn_broken(files: Sequence[str], where: Path) -> None:
+    """Name the entries that cannot be read at all (broken symlinks) before any image is opened."""
+    broken = [f for f in files if os.path.islink(f) and not os.path.exists(f)]
+    if broken:
+        log.warning("%s: %d broken symlink(s), which fail the job unless --skip-bad-images: %s", where,
+                    len(broken), _examples([f"{f} -> {os.readlink(f)}" for f in broken], 3))
 
 
 def _examples(items: Sequence[str], n: int = 5) -> str:
@@ -117,11 +129,17 @@ def read_class_folders(root: Path, expected: Sequence[str], numbered: bool = Fal
     if other:
         log.info("%s: ignoring non-class folders %s", root, _examples(other))
     to_class = {d: int(d) for d in found} if numbered else wnid_index()
-    files, targets = [], []
+    files, targets, empty = [], [], []
     for d in sorted(found, key=to_class.get):
-        for name in _images_in(root / d):
+        names = _images_in(root / d)
+        if not names:
+            empty.append(d)
+        for name in names:
             files.append(str(root / d / name))
             targets.append(to_class[d])
+    if empty and len(empty) < len(found):
+        log.warning("%s: %d empty class folder(s) (no images): %s", root, len(empty), _examples(empty))
+    warn_broken(files, root)
     layout = "numbered-folders" if numbered else "wnid-folders"
     return Listing(files, targets, layout, FileLoader(files))
 
@@ -131,6 +149,7 @@ def read_class_folders(root: Path, expected: Sequence[str], numbered: bool = Fal
 def read_flat(image_dir: Path, label_dirs: Sequence[Path], id_map: str | None = None) -> Listing:
     """A flat folder of validation images labelled by a file found in one of `label_dirs`."""
     names = _images_in(image_dir)
+    warn_broken([str(image_dir / n) for n in names], image_dir)
     labels, source = find_flat_labels(label_dirs, id_map)
     index = wnid_index()
     files, targets, unlabelled = [], [], []
@@ -174,7 +193,7 @@ def _check_wnids(labels: dict, path: Path) -> dict:
 
 
 def _read_loc_solution(path: Path) -> dict:
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:      # -sig: a UTF-8 BOM is not data
         rows = list(csv.reader(f))
     if not rows or [c.strip() for c in rows[0][:2]] != ["ImageId", "PredictionString"]:
         raise DatasetLayoutError(f"{path}: expected the header ImageId,PredictionString")
@@ -183,7 +202,7 @@ def _read_loc_solution(path: Path) -> dict:
 
 
 def _read_label_csv(path: Path) -> dict:
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:      # -sig: a UTF-8 BOM is not data
         rows = [r for r in csv.reader(f) if r]
     out = {}
     for n, r in enumerate(rows):
@@ -203,7 +222,7 @@ def _read_ground_truth(path: Path, dirs: Sequence[Path], id_map: str | None) -> 
     """The devkit txt holds ILSVRC2012_IDs, which are *not* class indices: the devkit meta.mat
     (or a mapping file `wnid ID` per line) says which wnid each ID is."""
     mapping = load_id_map(dirs, id_map)
-    ids = [int(x) for x in path.read_text().split()]
+    ids = [int(x) for x in path.read_text(encoding="utf-8-sig").split()]
     bad = sorted({i for i in ids if i not in mapping})
     if bad:
         raise DatasetLayoutError(f"{path}: ILSVRC2012_IDs without a wnid in the mapping: {bad[:5]}")
@@ -228,7 +247,7 @@ def load_id_map(dirs: Sequence[Path], explicit: str | None = None) -> dict[int, 
 
 def _read_id_map_txt(path: Path) -> dict[int, str]:
     out = {}
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
         toks = line.replace(",", " ").split()
         wnid = next((t for t in toks if WNID_RE.fullmatch(t)), None)
         num = next((t for t in toks if t.isdigit()), None)
