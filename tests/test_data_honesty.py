@@ -461,3 +461,13 @@ def test_sigterm_with_workers_stops_quietly(dummy, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err and "killed by signal" not in err, err
+
+
+def test_local_parquet_through_worker_processes(tmp_path):
+    import torch
+
+    from vitbench.data.datasets import collate_eval
+
+    ds = open_dataset("imagenet", override=str(hf_repo_copy(tmp_path / "imagenet-1k")))
+    loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=2, collate_fn=collate_eval)
+    assert [(int(i), int(t)) for _, t, i, _ in loader] == [(0, 0), (1, 1), (2, 2), (3, 3)]
