@@ -84,6 +84,20 @@ def test_attention_counted_once_on_every_path(path):
     assert c.acts == {"attn": ATTN_ACTS}
 
 
+def test_outer_product_is_not_attention():
+    """A batched product with inner dim 1 (RoPE-Mixed's positions x per-head frequencies) counts in the
+    totals, as timm's do, but not as attention."""
+    pos, freqs = torch.randn(7, 1), torch.randn(4, 3, 1, 5)
+    c = _count(_MatMul(), pos, freqs)
+    assert c.total_macs == 4 * 3 * 7 * 5 and c.total_acts == 4 * 3 * 7 * 5
+    assert c.macs["attn"] == 0 and c.acts["attn"] == 0
+
+
+class _MatMul(nn.Module):
+    def forward(self, a, b):
+        return a @ b
+
+
 def test_attention_with_different_kv_length():
     q, k, v = torch.randn(1, 2, 3, 8), torch.randn(1, 2, 7, 8), torch.randn(1, 2, 7, 6)
     c = _count(_SDPA(), q, k, v)

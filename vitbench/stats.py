@@ -8,6 +8,8 @@ op a forward pass runs and tallies, per kind,
     attn    the attention matmuls: q @ k^T and attn @ v, whether they arrive as one fused SDPA op
             (aten._scaled_dot_product_*_attention*: 2 * B*H*N*N*d MACs) or, when SDPA takes the math
             path (the meta device, sdpa_kernel(MATH), explicit-math attention), as aten.bmm / baddbmm
+            (a batched product with inner dim 1 is an outer product, booked as linear: RoPE-Mixed's
+            angle tables)
     norm    LayerNorm / GroupNorm / BatchNorm: 5 per input element with an affine weight, 4 without
             (how timm's published counts, made with fvcore, book them; no activations)
 
@@ -48,8 +50,9 @@ aten = torch.ops.aten
 
 
 # Bumped whenever a counting rule changes; a stats record counted under other rules is recounted.
-# 1: linear/conv/attention; 2: + norms (timm's convention) and macts_no_attn.
-COUNT_RULES = 2
+# 1: linear/conv/attention; 2: + norms (timm's convention) and macts_no_attn; 3: a batched outer
+# product (inner dim 1) is not attention (changes only the no-attention figures of RoPE-Mixed models).
+COUNT_RULES = 3
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,16 @@ def _addmm(args, out):
     return _mm(args[1:], out)                                # addmm(bias, a, b)
 
 
+def _batched_kind(k: int) -> str:
+    """A batched activation product is attention, unless its inner dim is 1: an outer product (RoPE-Mixed's
+    positions x learned per-head frequencies) is a table computation, not an attention matmul. Both count
+    in the totals (timm's benchmark counts them); only the no-attention figures tell them apart."""
+    return "linear" if k == 1 else "attn"
+
+
 def _bmm(args, out):
     a, b = args[0], args[1]                                  # (B, n, k) @ (B, k, m)
-    return "attn", _numel(a.shape) * int(b.shape[-1]), out.numel()
+    return _batched_kind(int(a.shape[-1])), _numel(a.shape) * int(b.shape[-1]), out.numel()
 
 
 def _baddbmm(args, out):
@@ -94,8 +104,8 @@ def _linear(args, out):
 
 def _matmul(args, out):
     a, b = args[0], args[1]
-    kind = "linear" if b.dim() <= 2 else "attn"              # activation @ activation is attention
     k = int(a.shape[-1]) if a.dim() > 0 else 1
+    kind = "linear" if b.dim() <= 2 else _batched_kind(k)    # activation @ activation is attention
     return kind, out.numel() * k, out.numel()
 
 

@@ -3,7 +3,8 @@
 A family subclasses `ViTBase`, builds `blocks`, `norm`, `fc_norm` and `head`, sets `num_classes`,
 `global_pool` ('avg' | 'token' | ''), `embed_dim`, `num_prefix_tokens`, `patch_size`, and defines
 `_tokens(x) -> (tokens, rope)`: the patch tokens with prefix tokens and positions, plus the rotary
-tables the blocks need (None without rope). Every block is called as `blk(x, rope)`.
+tables the blocks need (None without rope). Every block is called as `blk(x, rope)`; `rope` may be a
+list with one entry per block (RoPE-Mixed learns frequencies per block), block i then gets rope[i].
 """
 from __future__ import annotations
 
@@ -22,6 +23,19 @@ def take_indices(depth: int, indices: int | list[int]) -> list[int]:
     return [i % depth for i in indices]
 
 
+def check_pool(global_pool: str, class_token: bool) -> None:
+    """The pooling settings every family shares: 'avg' or 'token', and 'token' needs a class token."""
+    if global_pool not in ("token", "avg"):
+        raise ValueError(f"global_pool={global_pool!r}: expected 'token' or 'avg'")
+    if global_pool == "token" and not class_token:
+        raise ValueError("global_pool='token' needs a class token (class_token=True)")
+
+
+def block_ctx(ctx, i: int):
+    """What block i gets of `_tokens`' ctx: one shared value, or its own entry of a per-block list."""
+    return ctx[i] if isinstance(ctx, list) else ctx
+
+
 class ViTBase(nn.Module):
     def _tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, object]:
         raise NotImplementedError
@@ -38,8 +52,8 @@ class ViTBase(nn.Module):
     # -- forward
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x, ctx = self._tokens(x)
-        for blk in self.blocks:
-            x = blk(x, ctx)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, block_ctx(ctx, i))
         return self.norm(x)                                   # (B, prefix + N, C)
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,7 +78,7 @@ class ViTBase(nn.Module):
         x, ctx = self._tokens(x)
         out = []
         for i, blk in enumerate(self.blocks[:max(take) + 1]):
-            x = blk(x, ctx)
+            x = blk(x, block_ctx(ctx, i))
             if i in take:
                 y = x[:, self.num_prefix_tokens:]                                   # (B, H'*W', C)
                 out.append(y.reshape(B, gh, gw, -1).permute(0, 3, 1, 2).contiguous())  # (B, C, H', W')

@@ -37,6 +37,7 @@ SIZES: dict[str, Size] = {
     "large": Size(1024, 24, 16),
     "huge": Size(1280, 32, 16),
     "base_plus": Size(896, 12, 14),      # ViT-B+ (timm's rel-pos B/32+)
+    "giant": Size(1408, 40, 16, 6144 / 1408),      # EVA-01 g/14 (timm's eva.py): MLP width 6144
     "wee": Size(256, 14, 4, 5.0),
     "pwee": Size(256, 16, 4, 5.0),
     "little": Size(320, 14, 5, 5.6),
@@ -65,8 +66,8 @@ class ArchSpec:
 
     def kwargs(self) -> dict:
         s = SIZES[self.size]
-        return dict(embed_dim=s.embed_dim, depth=s.depth, num_heads=s.num_heads, mlp_ratio=s.mlp_ratio,
-                    patch_size=self.patch_size, img_size=self.img_size, **self.settings)
+        return {**dict(embed_dim=s.embed_dim, depth=s.depth, num_heads=s.num_heads, mlp_ratio=s.mlp_ratio,
+                       patch_size=self.patch_size, img_size=self.img_size), **self.settings}
 
 
 @dataclass(frozen=True)

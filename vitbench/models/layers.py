@@ -4,11 +4,12 @@ A family passes layers in rather than copying them (timm's `Block(attn_layer=, m
 - `Attention`: fused qkv (or separate q/k/v), optional q/v-only bias, optional sub-LN before the output
   projection, a rotary-embedding hook (`rope=`), an additive bias (`attn_bias=`, or an owned `rel_pos`
   module that makes one). The qkv -> SDPA path is written once, in `attend`.
-- `Mlp`: fc1 -> act -> [norm] -> fc2, with `out_features` (the rel-pos bias MLP is an Mlp too).
+- `Mlp`: fc1 -> act -> [norm] -> fc2, with `out_features` (the rel-pos bias MLP is an Mlp too);
+  `SwiGLU`: the gated MLP (separate or packed gate/value projections, optional sub-LN).
 - `Block` (pre-norm, optionally post-norm "res-post"), `ParallelScalingBlock` (ViT-22B parallel).
 - `AttentionPoolLatent`: attention pooling with a learned latent query (SigLIP's MAP head).
-- `PatchEmbed`, `LayerScale`, rotary tables (`rope_tables`, `apply_rope`), relative-position bias
-  (`RelPosMlp`), `resample_abs_pos_embed`.
+- `PatchEmbed`, `LayerScale`, rotary tables (axial `rope_tables`, learned per-block `RopeMixed`,
+  both applied by `apply_rope`), relative-position bias (`RelPosMlp`), `resample_abs_pos_embed`.
 """
 from __future__ import annotations
 
@@ -134,6 +135,37 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.norm(self.act(self.fc1(x))))
+
+
+class SwiGLU(nn.Module):
+    """Gated MLP (Shazeer, https://arxiv.org/abs/2002.05202): fc2(norm(act(x W_g) * (x W_x))), act SiLU.
+
+    packed=False: separate `fc1_g` (gate) and `fc1_x` projections (timm's `SwiGLU`, EVA-02 B/L with
+        the sub-LN `norm`); packed=True: one `fc1` of twice the hidden width, gate first (timm's
+        `SwiGLUPacked` = GluMlp(gate_last=False), EVA-02 Ti/S). Same math, two key layouts.
+    hidden_features is the gated width (fc2's input) in both layouts.
+    """
+
+    def __init__(self, in_features: int, hidden_features: int, out_features: int | None = None,
+                 act_layer: Callable[[], nn.Module] = nn.SiLU, bias: bool = True,
+                 norm_layer: Callable[[int], nn.Module] | None = None, packed: bool = False):
+        super().__init__()
+        self.packed = packed
+        if packed:
+            self.fc1 = nn.Linear(in_features, 2 * hidden_features, bias=bias)
+        else:
+            self.fc1_g = nn.Linear(in_features, hidden_features, bias=bias)
+            self.fc1_x = nn.Linear(in_features, hidden_features, bias=bias)
+        self.act = act_layer()
+        self.norm = norm_layer(hidden_features) if norm_layer is not None else nn.Identity()
+        self.fc2 = nn.Linear(hidden_features, out_features or in_features, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed:
+            gate, x = self.fc1(x).chunk(2, dim=-1)
+        else:
+            gate, x = self.fc1_g(x), self.fc1_x(x)
+        return self.fc2(self.norm(self.act(gate) * x))
 
 
 # --------------------------------------------------------------------------------------------- blocks
@@ -298,35 +330,96 @@ def resample_abs_pos_embed(pos_embed: torch.Tensor, new_size: tuple[int, int], n
 
 # ------------------------------------------------------------------------------ rotary position embedding
 
-def rope_tables(grid: tuple[int, int], head_dim: int, num_prefix_tokens: int = 0,
-                ref_grid: tuple[int, int] | None = None, temperature: float = 10000.0) -> Rope:
-    """(cos, signed sin), each (prefix + H*W, head_dim), so that rope(q) = q * cos + swap_pairs(q) * sin.
+GRID_INDEXING = ("ij", "xy")
 
-    timm's `RotaryEmbeddingCat` (language-style frequencies, interleaved pairs): for head_dim D,
-    F = D // 4 frequencies f_j = temperature ** (-j / F); patch (y, x), rescaled to the reference grid
-    (t = y / H * ref_H), has angles [y*f_0 .. y*f_{F-1}, x*f_0 .. x*f_{F-1}], each used by one channel
-    pair. `signed sin` carries rot()'s minus sign, [-s0, s0, -s1, s1, ...]. Prefix rows are the
-    identity (cos 1, sin 0), so the rotation applies to the whole sequence with no slicing.
-    Computed in fp32 as timm does.
+
+def grid_positions(grid: tuple[int, int], grid_indexing: str = "ij",
+                   ref_grid: tuple[int, int] | None = None) -> torch.Tensor:
+    """(H*W, 2) positions of the patches of an (H, W) grid, in token (row-major) order.
+
+    grid_indexing: which axis comes first, as timm's `grid_indexing`: 'ij' -> (row, column), 'xy' ->
+        (column, row). It decides which half of the rotary channels turns with which axis.
+    ref_grid: EVA's rescaling to the pretraining grid, t = i / H * ref_H (a no-op at the native grid).
     """
-    num_bands = head_dim // 4
-    bands = 1.0 / temperature ** (torch.arange(num_bands, dtype=torch.float32) / num_bands)  # (F,)
+    if grid_indexing not in GRID_INDEXING:
+        raise ValueError(f"grid_indexing={grid_indexing!r}: expected one of {', '.join(GRID_INDEXING)}")
     axes = [torch.arange(n, dtype=torch.float32) for n in grid]
     if ref_grid is not None:
         axes = [t / n * r for t, n, r in zip(axes, grid, ref_grid)]
-    pos = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)      # (H, W, 2): (y, x)
-    angles = (pos[..., None] * bands).reshape(-1, 2 * num_bands)          # (H*W, D/2): y bands, x bands
-    angles = angles.repeat_interleave(2, dim=-1)                          # (H*W, D): pairs share an angle
+    rows, cols = torch.meshgrid(*axes, indexing="ij")                     # each (H, W)
+    first, second = (rows, cols) if grid_indexing == "ij" else (cols, rows)
+    return torch.stack([first.flatten(), second.flatten()], dim=-1)       # (H*W, 2)
+
+
+def rope_from_angles(angles: torch.Tensor, num_prefix_tokens: int = 0) -> Rope:
+    """(cos, signed sin) tables from per-pair angles (..., N, D/2): channel pair (2i, 2i+1) turns by
+    angle i (timm's interleaved layout, `apply_rot_embed_cat(half=False)`).
+
+    `signed sin` carries rot()'s minus sign, [-s0, s0, -s1, s1, ...], so rope(q) = q * cos +
+    swap_pairs(q) * sin. `num_prefix_tokens` identity rows (cos 1, sin 0) go in front, so the rotation
+    applies to the whole sequence with no slicing and leaves class / register tokens as they are.
+    """
+    angles = angles.repeat_interleave(2, dim=-1)                          # (..., N, D): pairs share an angle
     sin, cos = angles.sin(), angles.cos()
-    sin = sin * torch.tensor([-1.0, 1.0]).repeat(head_dim // 2)          # rot(): (-q1, q0) per pair
+    sin = sin * torch.tensor([-1.0, 1.0], device=sin.device).repeat(sin.shape[-1] // 2)
     if num_prefix_tokens:
         cos = F.pad(cos, (0, 0, num_prefix_tokens, 0), value=1.0)
         sin = F.pad(sin, (0, 0, num_prefix_tokens, 0), value=0.0)
     return cos, sin
 
 
+def rope_tables(grid: tuple[int, int], head_dim: int, num_prefix_tokens: int = 0,
+                ref_grid: tuple[int, int] | None = None, temperature: float = 10000.0,
+                grid_indexing: str = "ij") -> Rope:
+    """Axial 2-D rotary tables: (cos, signed sin), each (prefix + H*W, head_dim).
+
+    timm's `RotaryEmbeddingCat` (language-style frequencies): for head_dim D, F = D // 4 frequencies
+    f_j = temperature ** (-j / F). A patch at positions (a, b) (see `grid_positions`; (y, x) for 'ij',
+    (x, y) for 'xy') has angles [a*f_0 .. a*f_{F-1}, b*f_0 .. b*f_{F-1}], one per channel pair.
+    Computed in fp32 as timm does.
+    """
+    num_bands = head_dim // 4
+    bands = 1.0 / temperature ** (torch.arange(num_bands, dtype=torch.float32) / num_bands)  # (F,)
+    pos = grid_positions(grid, grid_indexing, ref_grid)                  # (H*W, 2)
+    angles = (pos[..., None] * bands).reshape(pos.shape[0], 2 * num_bands)  # (H*W, D/2): a bands, b bands
+    return rope_from_angles(angles, num_prefix_tokens)
+
+
+class RopeMixed(nn.Module):
+    """RoPE-Mixed (Heo et al., https://arxiv.org/abs/2403.13298; timm's `RotaryEmbeddingMixed`):
+    learned 2-D frequencies, one set per block and head, stored as `freqs` (2, depth, nh, D/2).
+
+    A patch at positions (a, b) (`grid_positions`) turns channel pair i of head h in block l by
+    a * freqs[0, l, h, i] + b * freqs[1, l, h, i]. The angle tables are outer products of positions and
+    frequencies, written as matmuls as timm writes them (they count as such). `forward` returns one
+    (cos, signed sin) pair per block, each (nh, prefix + H*W, D).
+
+    Initialised as the paper does: magnitudes temperature ** (-4i / D) along a random direction per
+    block and head (for a model that is not loaded from weights).
+    """
+
+    def __init__(self, head_dim: int, depth: int, num_heads: int, temperature: float = 10.0,
+                 grid_indexing: str = "xy"):
+        super().__init__()
+        if head_dim % 4:
+            raise ValueError(f"RoPE-Mixed needs a head dim divisible by 4, got {head_dim}")
+        self.grid_indexing = grid_indexing
+        mag = 1.0 / temperature ** (torch.arange(0, head_dim, 4, dtype=torch.float32) / head_dim)  # (D/4,)
+        theta = torch.rand(depth, num_heads, 1) * 2 * math.pi                # a direction per block, head
+        fx = torch.cat([mag * theta.cos(), mag * (theta + math.pi / 2).cos()], dim=-1)  # (depth, nh, D/2)
+        fy = torch.cat([mag * theta.sin(), mag * (theta + math.pi / 2).sin()], dim=-1)
+        self.freqs = nn.Parameter(torch.stack([fx, fy]))                 # (2, depth, nh, D/2)
+
+    def forward(self, grid: tuple[int, int], num_prefix_tokens: int = 0) -> list[Rope]:
+        freqs = self.freqs.float()
+        pos = grid_positions(grid, self.grid_indexing).to(freqs.device)  # (N, 2)
+        angles = pos[:, :1] @ freqs[0].unsqueeze(-2) + pos[:, 1:] @ freqs[1].unsqueeze(-2)  # (depth, nh, N, D/2)
+        cos, sin = rope_from_angles(angles, num_prefix_tokens)          # (depth, nh, T, D)
+        return list(zip(cos.unbind(0), sin.unbind(0)))
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x * cos + swap_pairs(x) * sin over the last dim (sin already signed, see `rope_tables`)."""
+    """x * cos + swap_pairs(x) * sin over the last dim (sin already signed, see `rope_from_angles`)."""
     swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)              # [q1, q0, q3, q2, ...]
     return torch.addcmul(x * cos, swapped, sin)
 
