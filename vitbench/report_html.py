@@ -38,7 +38,7 @@ _FAMILY_LABEL = {
     "vision_transformer": "ViT",
     "deit": "DeiT",
     "beit": "BEiT",
-    "eva": "ViT (RoPE, EVA)",
+    "eva": "EVA / RoPE ViT",
     "vision_transformer_relpos": "ViT (relative position)",
     "vision_transformer_hybrid": "ViT hybrid (ResNetV2 backbone)",
 }

@@ -23,14 +23,6 @@ def take_indices(depth: int, indices: int | list[int]) -> list[int]:
     return [i % depth for i in indices]
 
 
-def check_pool(global_pool: str, class_token: bool) -> None:
-    """The pooling settings every family shares: 'avg' or 'token', and 'token' needs a class token."""
-    if global_pool not in ("token", "avg"):
-        raise ValueError(f"global_pool={global_pool!r}: expected 'token' or 'avg'")
-    if global_pool == "token" and not class_token:
-        raise ValueError("global_pool='token' needs a class token (class_token=True)")
-
-
 def block_ctx(ctx, i: int):
     """What block i gets of `_tokens`' ctx: one shared value, or its own entry of a per-block list."""
     return ctx[i] if isinstance(ctx, list) else ctx

@@ -28,7 +28,7 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from vitbench.models._base import ViTBase, check_pool
+from vitbench.models._base import ViTBase
 from vitbench.models._builder import ArchSpec, Family, drop_derived, register_family
 from vitbench.models.layers import (Attention, Block, Mlp, PatchEmbed, Rope, RopeMixed, SwiGLU,
                                     resample_abs_pos_embed, rope_tables)
@@ -62,7 +62,10 @@ class Eva(ViTBase):
                  no_embed_class: bool = False, rope: str | None = None, rope_temperature: float = 10000.0,
                  rope_grid_indexing: str = "ij", ref_feat_shape: int | None = None, norm_eps: float = 1e-6):
         super().__init__()
-        check_pool(global_pool, class_token)
+        if global_pool not in ("avg", "token"):
+            raise ValueError(f"global_pool={global_pool!r}: expected 'avg' or 'token'")
+        if global_pool == "token" and not class_token:
+            raise ValueError("global_pool='token' needs a class token (class_token=True)")
         if rope not in ROPE_KINDS:
             raise ValueError(f"rope={rope!r}: expected one of {ROPE_KINDS}")
         norm_layer = partial(nn.LayerNorm, eps=norm_eps)
