@@ -264,19 +264,19 @@ def test_bf16_precision_on_cpu(dummy, tmp_path):
 # ---------------------------------------------------------------------------- resume, force, interrupts
 
 def test_interrupt_then_resume(dummy, tmp_path, monkeypatch, capsys):
-    import vitbench.evaluate as ev
+    import vitbench.engine as engine
 
     make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
     make_numbered(tmp_path / "data" / "imagenetv2-matched-frequency", [(1, 1), (2, 2)])
-    real_evaluate, calls = ev.evaluate, []
+    real_pass, calls = engine.run_pass, []
 
-    def interrupting(*a, **kw):
+    def interrupting(*a, **kw):          # the second decode pass (v2) is interrupted
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_evaluate(*a, **kw)
+        return real_pass(*a, **kw)
 
-    monkeypatch.setattr(ev, "evaluate", interrupting)
+    monkeypatch.setattr(engine, "run_pass", interrupting)
     assert cli_run(tmp_path, "--datasets", "imagenet,v2") == 130
     first = eval_path(tmp_path / "results", "imagenet", CKPT, "fp32")
     second = eval_path(tmp_path / "results", "v2", CKPT, "fp32")
@@ -284,7 +284,7 @@ def test_interrupt_then_resume(dummy, tmp_path, monkeypatch, capsys):
     leftovers = [p for p in (tmp_path / "results").rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
     stamp = first.stat().st_mtime_ns
-    monkeypatch.setattr(ev, "evaluate", real_evaluate)
+    monkeypatch.setattr(engine, "run_pass", real_pass)
     capsys.readouterr()
     assert cli_run(tmp_path, "--datasets", "imagenet,v2") == 0
     assert first.stat().st_mtime_ns == stamp                       # skipped, not rerun

@@ -72,6 +72,17 @@ def _data_overrides(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _shard(text: str) -> tuple[int, int]:
+    i, sep, n = text.partition("/")
+    try:
+        shard = (int(i), int(n))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected I/N, e.g. 0/4") from None
+    if not sep or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected I/N with 0 <= I < N, e.g. 0/4")
+    return shard
+
+
 def _add_model_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="*", metavar="NAME",
                    help="checkpoint names or shell patterns (see `vitbench list`)")
@@ -122,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="seconds of timed forwards per checkpoint: steps and repeats shrink to fit, a model slower than this is timed once (default: 2 on CPU, fixed steps on CUDA; 0: fixed steps)")
     p.add_argument("--no-report", action="store_true", help="skip cards/tables/plots at the end")
+    p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                   help="run only checkpoints I, I+N, I+2N, ... (0-based) of the selection, so N "
+                        "independent runs can share one --results-dir")
+    p.add_argument("--pass-memory-gb", type=float, default=None, metavar="GB",
+                   help="weights one decode pass may hold on the device (default: half its memory)")
 
     p = sub.add_parser("stats", help="params, GMACs and activations")
     _add_model_selection(p)
@@ -186,6 +202,8 @@ def cmd_run(args) -> int:
         bench=not args.no_bench,
         report=not args.no_report,
         bench_time_budget=args.time_budget,
+        shard=args.shard,
+        pass_memory_gb=args.pass_memory_gb,
     )
     return run(cfg)
 

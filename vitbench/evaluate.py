@@ -159,58 +159,81 @@ def restrict_logits(logits: torch.Tensor, subset_t: torch.Tensor | None) -> torc
     return logits if subset_t is None else logits.index_select(1, subset_t)
 
 
+def prepare_model(model: nn.Module, device: str, precision: str) -> nn.Module:
+    """The model on `device` in eval mode; bf16 precision casts its weights."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    model = model.to(torch.device(device)).eval()
+    return model.to(torch.bfloat16) if precision == "bf16" else model
+
+
+class Scorer:
+    """The scoring of one (model, dataset): from each batch's logits, update the (syncable) accuracy
+    metrics and keep the per-sample top-5. `run_model` feeds one; the engine (vitbench.engine) feeds
+    one per dataset from a forward shared by several datasets, so both paths score identically."""
+
+    def __init__(self, spec: EvalSpec, device: str):
+        self.spec, self.dev = spec, torch.device(device)
+        self.subset_t = (torch.as_tensor(spec.subset, dtype=torch.long, device=self.dev)
+                         if spec.subset else None)
+        self.top1_metric = self.top5_metric = None
+        self.rows: dict[str, list] = {"index": [], "target": [], "top5_idx": [], "top5_prob": []}
+        self.skipped: list[str] = []
+        self.n_seen = 0
+
+    def make_metrics(self, num_scored: int) -> None:
+        if self.top1_metric is None:
+            self.top1_metric, self.top5_metric = _make_metrics(num_scored, self.dev)
+
+    def update(self, logits: torch.Tensor, y_host: torch.Tensor, indices: torch.Tensor) -> None:
+        """logits (B, C) of the images whose loader targets are `y_host` and dataset indices `indices`."""
+        y = y_host.to(self.dev, non_blocking=self.dev.type == "cuda")
+        logits = restrict_logits(logits.float(), self.subset_t)                      # (B, C')
+        self.make_metrics(logits.shape[1])
+        _check_targets(y_host, logits.shape[1])          # on the host: no device sync per batch
+        self.top1_metric.update(logits, y)
+        self.top5_metric.update(logits, y)
+        k = min(TOPK, logits.shape[1])
+        prob, idx = logits.softmax(dim=1).topk(k, dim=1)                             # (B, k)
+        if self.subset_t is not None:                                                # back to 1k indices
+            idx, y = self.subset_t[idx], self.subset_t[y]
+        # kept on the device until the end: a per-batch .cpu() would sync every step
+        self.rows["index"].append(torch.as_tensor(indices).long())
+        self.rows["target"].append(y)
+        self.rows["top5_idx"].append(idx)
+        self.rows["top5_prob"].append(prob)
+        self.n_seen += len(y)
+
+    def outputs(self, wall_time_s: float = 0.0) -> "_RunOutputs":
+        return _RunOutputs(_stack_predictions(self.rows), self.top1_metric, self.top5_metric,
+                           list(self.skipped), wall_time_s)
+
+
 def run_model(model: nn.Module, loader, spec: EvalSpec, device: str = "cpu", precision: str = "fp32",
               desc: str = "eval") -> _RunOutputs:
     """Forward every batch; keep per-sample top-5 and update the (syncable) accuracy metrics."""
     from vitbench.data.transforms import normalize_batch
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     dev = torch.device(device)
-    non_blocking = dev.type == "cuda"
-    model = model.to(dev).eval()
-    if precision == "bf16":
-        model = model.to(torch.bfloat16)
-    subset_t = torch.as_tensor(spec.subset, dtype=torch.long, device=dev) if spec.subset else None
-    top1_m = top5_m = None
-    rows: dict[str, list] = {"index": [], "target": [], "top5_idx": [], "top5_prob": []}
-    skipped: list[str] = []
-    n_seen = 0
+    model = prepare_model(model, device, precision)
+    scorer = Scorer(spec, device)
     t0 = time.perf_counter()
     bar = _progress(len(getattr(loader, "dataset", None) or []), desc)
     with torch.inference_mode(), bar:
         for images, targets, indices, skipped_files in loader:
-            skipped += [str(f) for f in skipped_files]
+            scorer.skipped += [str(f) for f in skipped_files]
             if len(targets) == 0:
                 continue
-            y_host = torch.as_tensor(targets).long()
-            x = images.to(dev, non_blocking=non_blocking)
-            y = y_host.to(dev, non_blocking=non_blocking)
+            x = images.to(dev, non_blocking=dev.type == "cuda")
             x = normalize_batch(x, spec.mean, spec.std, input_dtype(precision))    # (B, 3, H, W)
             with autocast(device, precision):
                 logits = model(x)
-            logits = restrict_logits(logits.float(), subset_t)                       # (B, C')
-            if top1_m is None:
-                top1_m, top5_m = _make_metrics(logits.shape[1], dev)
-            _check_targets(y_host, logits.shape[1])          # on the host: no device sync per batch
-            top1_m.update(logits, y)
-            top5_m.update(logits, y)
-            k = min(TOPK, logits.shape[1])
-            prob, idx = logits.softmax(dim=1).topk(k, dim=1)                          # (B, k)
-            if subset_t is not None:                                                  # back to 1k indices
-                idx, y = subset_t[idx], subset_t[y]
-            # kept on the device until the end: a per-batch .cpu() would sync every step
-            rows["index"].append(torch.as_tensor(indices).long())
-            rows["target"].append(y)
-            rows["top5_idx"].append(idx)
-            rows["top5_prob"].append(prob)
-            n_seen += len(y)
-            bar.update(len(y))
-            bar.set_postfix_str(f"{n_seen / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
+            scorer.update(logits, torch.as_tensor(targets).long(), indices)
+            bar.update(len(targets))
+            bar.set_postfix_str(f"{scorer.n_seen / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    wall = time.perf_counter() - t0
-    return _RunOutputs(_stack_predictions(rows), top1_m, top5_m, skipped, wall)
+    return scorer.outputs(time.perf_counter() - t0)
 
 
 def _check_targets(y: torch.Tensor, num_scored: int) -> None:

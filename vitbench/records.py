@@ -63,6 +63,7 @@ class Provenance:
     hostname: str
     created_at: str                # UTC ISO-8601, when the record was written
     data_fingerprint: DataFingerprint | None = None   # eval records: the data measured on
+    world_size: int = 1            # processes of the torchrun group that made it (1: a single process)
 
 
 @dataclass
@@ -300,6 +301,7 @@ def provenance(device: str = "cpu") -> Provenance:
     import torch
 
     from vitbench import __version__
+    from vitbench.distributed import current_world_size
 
     return Provenance(
         vitbench_version=__version__,
@@ -311,4 +313,5 @@ def provenance(device: str = "cpu") -> Provenance:
         device_name=device_name(device),
         hostname=platform.node(),
         created_at=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        world_size=current_world_size(),
     )

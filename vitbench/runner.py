@@ -4,11 +4,14 @@
     plan(cfg)   # [Job(checkpoint, dataset, precision, record), ...]
     run(cfg)    # 0 when nothing failed, 1 when a job failed, 2 for a bad config
 
-Per checkpoint: its stats record, its throughput record (unless cfg.bench is off), then one eval job per
-dataset with the model built once and reused. A job whose record says 'ok' is skipped (so a rerun
-resumes where an interrupted one stopped); a job that cannot run here (no weights, no data) gets a
-'not_run' record saying why and how to fix it, and a later successful run replaces it. Every record is
-written atomically; the run in flight is the only thing an interrupt loses.
+Per checkpoint: its stats record and its throughput record (unless cfg.bench is off). Then the eval
+jobs: a job whose record says 'ok' is skipped (so a rerun resumes where an interrupted one stopped); a
+job that cannot run here (no weights, no data) gets a 'not_run' record saying why and how to fix it,
+and a later successful run replaces it. The jobs that can run go to the engine (vitbench.engine),
+which decodes each image once per preprocessing key and feeds every checkpoint of that key, with one
+ImageNet-val forward serving imagenet, real, r-clean and a-clean; each job still gets its own record.
+Every record is written atomically, under the results folder's lock; the passes in flight are the only
+thing an interrupt loses. Under torchrun (vitbench.distributed) rank 0 alone writes.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from vitbench import records
+from vitbench import distributed, records
 from vitbench.precision import PRECISIONS
 from vitbench.records import EvalRecord, WeightsInfo, eval_path, write_record
 
@@ -55,6 +58,8 @@ class RunConfig:
     bench: bool                                # also measure throughput per checkpoint
     report: bool                               # render cards/tables/plots at the end
     bench_time_budget: float | None = None     # seconds of timing per checkpoint (None: device default)
+    shard: tuple[int, int] | None = None       # (i, n): run only checkpoints i, i+n, i+2n, ... (0-based)
+    pass_memory_gb: float | None = None        # weights one decode pass may hold; None: half the device
 
     @property
     def device_type(self) -> str:
@@ -85,11 +90,20 @@ def _expand(datasets) -> list[str]:
     return list(dict.fromkeys(expand_datasets(list(datasets))))
 
 
+def shard_checkpoints(cfg: RunConfig) -> tuple[str, ...]:
+    """The checkpoints of this run's --shard i/n: every n-th from the i-th. A checkpoint's jobs stay
+    together, so one forward still serves ImageNet-val and its derived sets."""
+    if cfg.shard is None:
+        return cfg.checkpoints
+    i, n = cfg.shard
+    return cfg.checkpoints[i::n]
+
+
 def plan(cfg: RunConfig) -> list[Job]:
     """One job per checkpoint x dataset (r and a expanded to their clean baseline first)."""
     datasets = _expand(cfg.datasets)
     return [Job(c, d, cfg.precision, eval_path(cfg.results_dir, d, c, cfg.precision))
-            for c in cfg.checkpoints for d in datasets]
+            for c in shard_checkpoints(cfg) for d in datasets]
 
 
 def check_config(cfg: RunConfig) -> None:
@@ -129,6 +143,10 @@ def check_config(cfg: RunConfig) -> None:
                                  f"(give an existing folder or file, or hf:DATASET_ID; @split picks a split)")
     if cfg.data_root is not None and not Path(cfg.data_root).is_dir():
         raise RunConfigError(f"--data-root {cfg.data_root}: not a folder")
+    if cfg.shard is not None and not (cfg.shard[1] >= 1 and 0 <= cfg.shard[0] < cfg.shard[1]):
+        raise RunConfigError(f"--shard {cfg.shard[0]}/{cfg.shard[1]}: expected i/n with 0 <= i < n")
+    if cfg.pass_memory_gb is not None and not cfg.pass_memory_gb > 0:
+        raise RunConfigError(f"--pass-memory-gb must be > 0, got {cfg.pass_memory_gb}")
 
 
 # ---------------------------------------------------------------------------- summary
@@ -192,17 +210,30 @@ def _why_rerun(rec, cfg: RunConfig, fingerprint) -> str | None:
     return f"its record was measured on other data ({why})" if why else None
 
 
-def _write_unless_ok(job: Job, rec: EvalRecord) -> None:
+_WORLD = distributed.World()     # this process's place in a torchrun group (set by run)
+
+
+def _write(cfg: RunConfig, path: Path, rec) -> None:
+    """Write a record under the results lock; under torchrun only rank 0 writes."""
+    if _WORLD.is_main:
+        with distributed.results_lock(cfg.results_dir):
+            write_record(path, rec)
+
+
+def _write_unless_ok(job: Job, rec: EvalRecord, cfg: RunConfig) -> None:
     """A not_run/failed record never replaces an 'ok' one (a --force rerun that fails keeps the old
     numbers), and one that says what the record on disk already says leaves it untouched (no new
-    timestamp: a rerun on the same machine changes no file)."""
-    old = _read_existing(job.record)
-    if old is not None and old.status == "ok":
-        log.warning("%s: keeping the existing 'ok' record (%s)", job.record, rec.status)
+    timestamp: a rerun on the same machine changes no file). Rank 0 alone writes, under the lock."""
+    if not _WORLD.is_main:
         return
-    if old is not None and records.same_but_when(old, rec):
-        return
-    write_record(job.record, rec)
+    with distributed.results_lock(cfg.results_dir):
+        old = _read_existing(job.record)
+        if old is not None and old.status == "ok":
+            log.warning("%s: keeping the existing 'ok' record (%s)", job.record, rec.status)
+            return
+        if old is not None and records.same_but_when(old, rec):
+            return
+        write_record(job.record, rec)
 
 
 def _base_record(job: Job, cfg: RunConfig, **kw) -> EvalRecord:
@@ -235,7 +266,7 @@ def _stats(name: str, cfg: RunConfig, summary: Summary) -> None:
         return
     if rec.provenance is None:
         rec = replace(rec, provenance=records.provenance("cpu"))
-    write_record(path, rec)
+    _write(cfg, path, rec)
     log.debug("stats %s: %.2fM params, %.2f GMACs", name, rec.param_count / 1e6, rec.gmacs)
 
 
@@ -256,7 +287,7 @@ def _bench(name: str, cfg: RunConfig, summary: Summary) -> None:
         return
     if rec.provenance is None:
         rec = replace(rec, provenance=records.provenance(cfg.device))
-    write_record(path, rec)
+    _write(cfg, path, rec)
     log.debug("bench %s: %.1f img/s at batch %d on %s", name, rec.samples_per_sec, rec.batch_size, cfg.device)
 
 
@@ -324,9 +355,11 @@ def _open(job: Job, cfg: RunConfig):
                         limit=cfg.limit, skip_bad_images=cfg.skip_bad_images)
 
 
-def _run_job(job: Job, slot: _ModelSlot, cfg: RunConfig, summary: Summary, opened: dict) -> None:
+def _prepare_job(job: Job, slot: _ModelSlot, cfg: RunConfig, summary: Summary, opened: dict):
+    """The job ready to run (an engine.ReadyJob), or None after recording why it cannot run.
+    `opened` caches each dataset (or its error) for the jobs of other checkpoints."""
     from vitbench.data.datasets import DatasetLayoutError, DatasetNotFoundError
-    from vitbench.data.transforms import create_crop_transform
+    from vitbench.engine import ReadyJob
 
     tag = f"{job.checkpoint} {job.dataset} {job.precision}"
     old = None if cfg.force else _read_existing(job.record)
@@ -358,18 +391,14 @@ def _run_job(job: Job, slot: _ModelSlot, cfg: RunConfig, summary: Summary, opene
     weights_reason = slot.resolve()
     if weights_reason:
         return _not_run(job, cfg, summary, [("no weights found", weights_reason)])
-    model = slot.get()
-    if model is None:
-        return _failed(job, cfg, summary, slot.error)
-    data_config = model.data_config
-    ds.transform = create_crop_transform(data_config)
-    log.debug("eval %s: %d images", tag, len(ds))
-    try:
-        rec = _evaluate_job(job, model, ds, data_config, cfg)
-    except Exception as e:  # noqa: BLE001 - bad image, OOM, a model bug: this job fails, the run goes on
-        log.debug("eval %s failed", tag, exc_info=True)
-        return _failed(job, cfg, summary, _error_text(e, cfg), tb=traceback.format_exc())
-    write_record(job.record, rec)
+    return ReadyJob(job, slot, ds)
+
+
+def _on_ok(rj, model, data_config, result, cfg: RunConfig, summary: Summary) -> None:
+    job, ds = rj.job, rj.dataset
+    tag = f"{job.checkpoint} {job.dataset} {job.precision}"
+    rec = _evaluate_job(job, model, ds, data_config, result, cfg)
+    _write(cfg, job.record, rec)
     summary.done.append(tag)
     log.debug("done %s: top1 %s top5 %s (%d images scored of %d, %.1f img/s)", tag, rec.top1, rec.top5,
              rec.n_scored, rec.n_images, rec.images_per_sec)
@@ -387,15 +416,14 @@ def _error_text(e: BaseException, cfg: RunConfig) -> str:
     return text
 
 
-def _evaluate_job(job: Job, model, ds, data_config, cfg: RunConfig) -> EvalRecord:
-    from vitbench.evaluate import EvalSpec, build_loader, evaluate, write_predictions
+def _evaluate_job(job: Job, model, ds, data_config, result, cfg: RunConfig) -> EvalRecord:
+    """The job's record from its EvalResult (the engine ran it); its predictions parquet is written."""
+    from vitbench.evaluate import EvalSpec, write_predictions
 
-    loader = build_loader(ds, cfg.eval_batch_size, cfg.workers, cfg.device)
     spec = EvalSpec.for_dataset(ds, data_config)
-    result = evaluate(model, loader, spec, device=cfg.device, precision=cfg.precision,
-                      desc=f"{job.dataset} {job.checkpoint}")
     pred_path = job.record.with_suffix(".parquet")
-    write_predictions(pred_path, result, files=getattr(ds, "files", None), label_sets=spec.label_sets)
+    with distributed.results_lock(cfg.results_dir):
+        write_predictions(pred_path, result, files=getattr(ds, "files", None), label_sets=spec.label_sets)
     n_expected = getattr(ds, "n_expected", None)
     complete = bool(getattr(ds, "complete", True)) and not result.skipped_files and (
         n_expected is None or result.n == n_expected)
@@ -417,34 +445,69 @@ def _evaluate_job(job: Job, model, ds, data_config, cfg: RunConfig) -> EvalRecor
 def _not_run(job: Job, cfg: RunConfig, summary: Summary, reasons: list[tuple[str, str]]) -> None:
     """reasons: (group, reason) pairs; the record's reason holds them all, each saying how to fix it."""
     reason = "\n\n".join(r for _, r in reasons)   # independent reasons, a blank line apart
-    _write_unless_ok(job, _base_record(job, cfg, status="not_run", reason=reason))
+    _write_unless_ok(job, _base_record(job, cfg, status="not_run", reason=reason), cfg)
     summary.not_run.append((f"{job.checkpoint} {job.dataset}", reasons))
     log.debug("not run %s %s: %s", job.checkpoint, job.dataset, "; ".join(g for g, _ in reasons))
 
 
 def _failed(job: Job, cfg: RunConfig, summary: Summary, error: str, tb: str | None = None) -> None:
-    _write_unless_ok(job, _base_record(job, cfg, status="failed", reason=error))
+    _write_unless_ok(job, _base_record(job, cfg, status="failed", reason=error), cfg)
     summary.failed.append((f"{job.checkpoint} {job.dataset} {job.precision}", error))
     log.error("failed %s %s: %s", job.checkpoint, job.dataset, error)
     if tb:
         log.debug(tb)
 
 
-def _run_checkpoint(name: str, jobs: list[Job], cfg: RunConfig, summary: Summary, opened: dict) -> None:
-    _stats(name, cfg, summary)
-    if cfg.bench:
-        _bench(name, cfg, summary)
-    slot = _ModelSlot(name, cfg)
+def _run_evals(jobs: list[Job], cfg: RunConfig, summary: Summary, bar) -> None:
+    """Record the jobs that cannot run, and hand the others to the engine (one decode per image and
+    preprocessing key). Every rank decides from the same files; a job runs only where every rank
+    can run it."""
+    from vitbench import engine
+
+    slots = {name: _ModelSlot(name, cfg) for name in dict.fromkeys(j.checkpoint for j in jobs)}
+    opened: dict = {}        # dataset -> EvalDataset (or why it could not be opened), shared by its jobs
+    ready = [_prepare_job(job, slots[job.checkpoint], cfg, summary, opened) for job in jobs]
+    everywhere = distributed.all_gather(_WORLD, [rj is not None for rj in ready])
+    for k, rj in enumerate(ready):
+        missing = [r for r, flags in enumerate(everywhere) if not flags[k]]
+        if rj is not None and missing:
+            _failed(rj.job, cfg, summary, f"the job cannot run on rank(s) {missing} (no weights or data "
+                                          f"there); every rank of a torchrun group needs the same files")
+            ready[k] = None
+    bar.update(sum(rj is None for rj in ready))               # skipped, or recorded as not run/failed
+    ready = [rj for rj in ready if rj is not None]
+
+    def ok(rj, model, dc, result):
+        _on_ok(rj, model, dc, result, cfg, summary)
+        bar.update(1)
+
+    def failed(rj, error, tb):
+        _failed(rj.job, cfg, summary, error, tb=tb)
+        bar.update(1)
+
+    budget = int(cfg.pass_memory_gb * 2**30) if cfg.pass_memory_gb else None
     try:
-        for job in jobs:
-            _run_job(job, slot, cfg, summary, opened)
+        passes = engine.evaluate_jobs(
+            ready, cfg, _WORLD,
+            on_ok=ok, on_failed=failed,
+            describe=lambda e: _error_text(e, cfg), budget=budget)
     finally:
-        slot.release()
+        for slot in slots.values():
+            slot.release()
+    if passes:
+        decoded = sum(p.decoded for p in passes)
+        summary.extra.append(f"eval: {len(passes)} decode pass(es), {decoded} image decode(s) for "
+                             f"{sum(p.jobs for p in passes)} job(s)")
 
 
 # ---------------------------------------------------------------------------- outputs and entry point
 
 def _write_outputs(cfg: RunConfig, summary: Summary) -> None:
+    with distributed.results_lock(cfg.results_dir):
+        _write_outputs_locked(cfg, summary)
+
+
+def _write_outputs_locked(cfg: RunConfig, summary: Summary) -> None:
     from vitbench import results
 
     steps = [("results CSVs", lambda: results.write_results_csvs(cfg.results_dir)),
@@ -498,22 +561,41 @@ def run(cfg: RunConfig) -> int:
     except RunConfigError as e:
         print(f"vitbench run: error: {e}", file=sys.stderr)
         return 2
+    global _WORLD
+    _WORLD = distributed.init(cfg.device)
+    if not _WORLD.is_main:                       # rank 0 speaks for the group
+        logging.getLogger("vitbench").setLevel(logging.WARNING)
+    try:
+        return _run(replace(cfg, device=_WORLD.device))
+    finally:
+        distributed.teardown(_WORLD)
+        _WORLD = distributed.World()
+
+
+def _run(cfg: RunConfig) -> int:
     jobs = plan(cfg)
+    names = shard_checkpoints(cfg)
     summary = Summary()
     t0 = time.perf_counter()
-    log.info("%d checkpoint(s) x %d dataset(s) = %d job(s) on %s, %s; results in %s",
-             len(cfg.checkpoints), len(jobs) // max(len(cfg.checkpoints), 1), len(jobs),
-             cfg.device, cfg.precision, cfg.results_dir)
-    opened: dict = {}        # dataset -> EvalDataset (or why it could not be opened), shared by its jobs
+    log.info("%d checkpoint(s) x %d dataset(s) = %d job(s) on %s, %s; results in %s%s",
+             len(names), len(jobs) // max(len(names), 1), len(jobs), cfg.device, cfg.precision,
+             cfg.results_dir, f"; rank {_WORLD.rank} of {_WORLD.world_size}" if _WORLD.distributed else "")
     with _sigterm_as_interrupt(), _progress(len(jobs)) as bar, logging_redirect_tqdm():
-        for name in cfg.checkpoints:
-            bar.set_postfix_str(name, refresh=False)
-            mine = [j for j in jobs if j.checkpoint == name]
-            _run_checkpoint(name, mine, cfg, summary, opened)
-            bar.update(len(mine))
-        bar.set_postfix_str("CSVs and reports")
-        _write_outputs(cfg, summary)
+        if _WORLD.is_main:
+            for name in names:
+                bar.set_postfix_str(f"stats/bench {name}", refresh=False)
+                _stats(name, cfg, summary)
+                if cfg.bench:
+                    _bench(name, cfg, summary)
+        bar.set_postfix_str("eval", refresh=False)
+        _run_evals(jobs, cfg, summary, bar)
+        if _WORLD.is_main:
+            bar.set_postfix_str("CSVs and reports")
+            _write_outputs(cfg, summary)
+    status = distributed.broadcast(_WORLD, summary.exit_status)
+    if not _WORLD.is_main:
+        return status
     summary.extra.append(f"wall time {time.perf_counter() - t0:.1f} s; records under "
                          f"{Path(cfg.results_dir) / 'records'}")
     print(summary.render())
-    return summary.exit_status
+    return status

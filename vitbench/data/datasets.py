@@ -115,6 +115,7 @@ class EvalDataset(torch.utils.data.Dataset):
         if limit is not None:
             order = order[:limit]
         self._rows = order                       # item -> row of the listing
+        self.rows = tuple(order)                 # the same, read-only: one image's identity in its source
         self._load = listing.load
         self.files = [files[i] for i in order]
         self.targets = [targets[i] for i in order]
