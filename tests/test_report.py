@@ -228,7 +228,7 @@ def test_strict_undefined_catches_missing_field(tmp_path):
 
 
 def test_templates_dir_override_is_used(tmp_path):
-    shutil.copytree(Path(str(resources.files("vitbench.templates"))), tmp_path / "t",
+    shutil.copytree(Path(__file__).parent.parent / "templates", tmp_path / "t",      # this checkout's own
                     ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     (tmp_path / "t" / "comparison.md.j2").write_text("custom {{ cmp.counts.ok }}\n", encoding="utf-8")
     render_reports(RECORDS, tmp_path / "out", templates_dir=tmp_path / "t")

@@ -11,6 +11,8 @@ Two sources, each fact in one place:
 A checkpoint is `arch.tag` (timm's naming; the tag names the data lineage) or, for a
 transformers-format checkpoint, its Hub id. Its `CheckpointCfg` carries everything downstream
 stages need: the weight source, the eval data config and the facts a model card prints.
+Every checkpoint belongs to one `FamilyCfg` (the catalog's `families`): the group a card compares it
+with, and what the report says about the family as a whole.
 """
 from __future__ import annotations
 
@@ -36,6 +38,42 @@ class Paper:
     title: str
     url: str
     bibtex: str
+
+
+@dataclass(frozen=True)
+class SizeRow:
+    size: str                        # a size word, a key of the models' size table (vitbench.models)
+    timm_orig: bool                  # the size originates in timm
+    depth_note: str | None = None    # printed after the depth ('parallel')
+
+
+@dataclass(frozen=True)
+class CardText:
+    """Prose of a transformers-style card, for a family whose card is not timm's."""
+    heading: str                     # the card's title; '{size}' becomes the architecture's size word
+    short_name: str                  # how the prose names the model ('ViT-Hybrid')
+    about: str                       # the "Model description" paragraph
+
+
+@dataclass(frozen=True)
+class FamilyCfg:
+    name: str                        # key in the catalog's `families`
+    title: str                       # the family's name in tables
+    # match (see `matches`): these checkpoints, else architectures starting with one of these
+    # prefixes, else checkpoints of these lineages
+    checkpoints: tuple[str, ...]
+    architectures: tuple[str, ...]
+    lineages: tuple[str, ...]
+    papers: tuple[Paper, ...]        # the papers that define the family
+    size_table_intro: str | None = None
+    size_table: tuple[SizeRow, ...] = ()   # printed on each member's card, in this order
+    card_text: CardText | None = None
+
+    def matches(self, name: str, architecture: str, lineage: str) -> tuple[bool, bool, bool]:
+        """Whether it matches by checkpoint name, by architecture prefix, by lineage (in precedence order:
+        the most specific rule that any family meets decides, so `deit3_` beats DeiT's lineage)."""
+        return (name in self.checkpoints, any(architecture.startswith(p) for p in self.architectures),
+                lineage in self.lineages)
 
 
 @dataclass(frozen=True)
@@ -67,7 +105,7 @@ class CheckpointCfg:
     original: str
     papers: tuple[Paper, ...]
     citations: tuple[Paper, ...]
-    size_table: str | None = None    # name of a size table the card prints ('sbb'), if any
+    family: str                      # its FamilyCfg's name (get_family)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -103,7 +141,53 @@ def _pretrained_facts(name: str, raw: dict, lineage: dict) -> dict:
     return {f: ref[f] for f in PRETRAINED_FIELDS}
 
 
-def _build(name: str, raw: dict, catalog: dict) -> CheckpointCfg:
+def _papers(keys, bib: dict, where: str) -> tuple[Paper, ...]:
+    missing = [k for k in keys if k not in bib]
+    if missing:
+        raise ValueError(f"catalog: {where} cites unknown bibliography keys {missing}")
+    return tuple(Paper(key=k, **bib[k]) for k in keys)
+
+
+_MATCH_KEYS = {"lineages", "checkpoints", "architectures"}
+_FAMILY_KEYS = {"title", "match", "papers", "size_table", "card_text"}
+
+
+def _family(name: str, raw: dict, catalog: dict) -> FamilyCfg:
+    where = f"family {name!r}"
+    unknown = set(raw) - _FAMILY_KEYS
+    match = raw.get("match") or {}
+    unknown |= set(match) - _MATCH_KEYS
+    if unknown or "title" not in raw or not match:
+        raise ValueError(f"catalog: {where} needs `title` and `match` ({', '.join(sorted(_MATCH_KEYS))}); "
+                         f"unknown keys: {sorted(unknown) or 'none'}")
+    table = raw.get("size_table") or {}
+    try:
+        rows = tuple(SizeRow(**r) for r in table.get("rows", []))
+        card_text = CardText(**raw["card_text"]) if raw.get("card_text") else None
+    except TypeError as e:
+        raise ValueError(f"catalog: {where}: {e}") from None
+    return FamilyCfg(name=name, title=raw["title"], checkpoints=tuple(match.get("checkpoints", ())),
+                     architectures=tuple(match.get("architectures", ())),
+                     lineages=tuple(match.get("lineages", ())),
+                     papers=_papers(raw.get("papers", []), catalog["bibliography"], where),
+                     size_table_intro=table.get("intro"), size_table=rows, card_text=card_text)
+
+
+def _family_of(name: str, architecture: str, lineage: str, families: dict[str, FamilyCfg]) -> str:
+    """The family a checkpoint belongs to: the one met by the most specific rule any family meets."""
+    hits = {f.name: f.matches(name, architecture, lineage) for f in families.values()}
+    for level, rule in enumerate(("checkpoint name", "architecture prefix", "lineage")):
+        found = [f for f, h in hits.items() if h[level]]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise ValueError(f"catalog: checkpoint {name!r} matches families {found} by {rule}; "
+                             f"make their `match` rules exclusive")
+    raise ValueError(f"catalog: checkpoint {name!r} (architecture {architecture!r}, lineage {lineage!r}) "
+                     f"matches no family; add it to a family's `match` in `families`")
+
+
+def _build(name: str, raw: dict, catalog: dict, families: dict[str, FamilyCfg]) -> CheckpointCfg:
     lineage_name = raw.get("lineage")
     if lineage_name not in catalog["lineages"]:
         raise ValueError(f"catalog: checkpoint {name!r} names unknown lineage {lineage_name!r}")
@@ -111,13 +195,7 @@ def _build(name: str, raw: dict, catalog: dict) -> CheckpointCfg:
     merged = {**catalog["defaults"], **lineage, **raw}
     if merged.get("weights_format", "timm") == "timm":
         merged.update(_pretrained_facts(name, raw, lineage))
-    bib = catalog["bibliography"]
-
-    def papers(keys):
-        missing = [k for k in keys if k not in bib]
-        if missing:
-            raise ValueError(f"catalog: checkpoint {name!r} cites unknown bibliography keys {missing}")
-        return tuple(Paper(key=k, **bib[k]) for k in keys)
+    bib, where = catalog["bibliography"], f"checkpoint {name!r}"
 
     if "." in name and "/" not in name:
         architecture, tag = name.split(".", 1)
@@ -134,16 +212,17 @@ def _build(name: str, raw: dict, catalog: dict) -> CheckpointCfg:
         lineage=lineage_name,
         hf_hub_id=merged.get("hf_hub_id") or f"timm/{name}",
         source_url=merged.get("source_url"),
-        papers=papers(merged.get("papers", [])),
-        citations=papers(merged.get("citations", [])),
+        papers=_papers(merged.get("papers", []), bib, where),
+        citations=_papers(merged.get("citations", []), bib, where),
+        family=_family_of(name, architecture, lineage_name, families),
         extra=extra,
     )
     return CheckpointCfg(**kwargs)
 
 
 def _load_catalog() -> dict:
-    """checkpoints.yaml merged with every catalog/zoo/*.yaml (each may add bibliography, lineages and
-    checkpoints; a name defined twice is an error)."""
+    """checkpoints.yaml merged with every catalog/zoo/*.yaml (each may add bibliography, lineages,
+    families and checkpoints; a name defined twice is an error)."""
     root = resources.files("vitbench.catalog")
     catalog = yaml.safe_load(root.joinpath("checkpoints.yaml").read_text())
     zoo = root.joinpath("zoo")
@@ -151,7 +230,7 @@ def _load_catalog() -> dict:
         if zoo.is_dir() else []
     for part in parts:
         extra = yaml.safe_load(part.read_text()) or {}
-        for section in ("bibliography", "lineages", "checkpoints"):
+        for section in ("bibliography", "lineages", "families", "checkpoints"):
             clash = sorted(set(extra.get(section) or {}) & set(catalog.setdefault(section, {})))
             if clash:
                 raise ValueError(f"catalog: zoo/{part.name} redefines {section} {clash}")
@@ -159,10 +238,33 @@ def _load_catalog() -> dict:
     return catalog
 
 
+def parse_catalog(catalog: dict) -> tuple[dict[str, CheckpointCfg], dict[str, FamilyCfg]]:
+    """Checkpoints and families from the merged catalog (ValueError naming what is wrong)."""
+    families = {name: _family(name, raw or {}, catalog) for name, raw in catalog.get("families", {}).items()}
+    checkpoints = {name: _build(name, raw or {}, catalog, families) for name, raw in catalog["checkpoints"].items()}
+    return checkpoints, families
+
+
 @functools.cache
+def _parsed() -> tuple[dict[str, CheckpointCfg], dict[str, FamilyCfg]]:
+    return parse_catalog(_load_catalog())
+
+
 def _catalog() -> dict[str, CheckpointCfg]:
-    catalog = _load_catalog()
-    return {name: _build(name, raw or {}, catalog) for name, raw in catalog["checkpoints"].items()}
+    return _parsed()[0]
+
+
+def list_families() -> list[str]:
+    """Family names, in catalog order."""
+    return list(_parsed()[1])
+
+
+def get_family(name: str) -> FamilyCfg:
+    """The catalog family `name` (a CheckpointCfg's `family`)."""
+    families = _parsed()[1]
+    if name not in families:
+        raise UnknownModelError(f"Unknown family {name!r}.{suggest(name, families)} Known: {', '.join(families)}")
+    return families[name]
 
 
 def suggest(name: str, choices, n: int = 3) -> str:

@@ -31,19 +31,12 @@ from vitbench.records import (
     load_records,
     safe_name,
 )
-from vitbench.registry import CheckpointCfg, get_checkpoint, is_registered, list_models
+from vitbench.registry import CheckpointCfg, FamilyCfg, get_checkpoint, get_family, is_registered, list_models
 from vitbench.results import results_frame
 from vitbench.significance import mcnemar
 
 NOT_MEASURED = "not measured"
 
-# The SBB size table of timm's cards (seed 000): its variants in order and whether each originates in
-# timm; widths, mlp widths, heads and depths come from the models' own size table.
-SBB_VARIANTS = (("tiny", "n"), ("wee", "y"), ("pwee", "y"), ("small", "n"), ("little", "y"),
-                ("medium", "y"), ("mediumd", "y"), ("betwixt", "y"), ("base", "n"))
-# Lineages that make one family for a card's comparison table.
-FAMILIES = {"sbb_in1k": "sbb", "sbb_in1k_rope": "sbb", "sbb_in12k_ft_in1k": "sbb",
-            "orig_in21k_ft_in1k": "google", "augreg_in21k_ft_in1k": "google", "augreg2_in21k_ft_in1k": "google"}
 HF_URL = "https://huggingface.co/{}"
 PRECISION_PREFERENCE = ("fp32", "amp_bf16", "amp_fp16", "bf16")
 
@@ -172,34 +165,60 @@ def arch_shapes(cfg: CheckpointCfg) -> Shapes:
     return _shapes_of(cfg.name)
 
 
-def size_word(cfg: CheckpointCfg) -> str | None:
-    """The size name in the architecture (timm's naming: tiny, small, betwixt, ...)."""
-    from vitbench.models.vision_transformer import SIZES
+@functools.cache
+def _size_of(architecture: str) -> str:
+    import vitbench.models  # noqa: F401 (registers the architectures)
+    from vitbench.models._builder import arch_spec
 
-    return next((p for p in cfg.architecture.split("_") if p in SIZES), None)
+    return arch_spec(architecture).size
 
 
-def sbb_size_table() -> dict:
-    from vitbench.models.vision_transformer import SIZES
+def size_word(cfg: CheckpointCfg) -> str:
+    """The size word of the checkpoint's architecture (tiny, betwixt, ...), from the models' ArchSpec."""
+    return _size_of(cfg.architecture)
+
+
+def size_table_view(family: FamilyCfg) -> dict | None:
+    """The family's size table (timm's SBB table): its rows from the catalog, widths, mlp widths, heads
+    and depths from the models' size table."""
+    if not family.size_table:
+        return None
+    from vitbench.models._builder import SIZES
 
     rows = []
-    for variant, timm_orig in SBB_VARIANTS:
-        width, depth, heads, mlp_ratio = SIZES[variant]
-        depth_text = f"{depth} (parallel)" if variant == "pwee" else str(depth)
-        rows.append([variant, str(width), f"{round(width * mlp_ratio)} ({mlp_ratio:g})", str(heads),
-                     depth_text, timm_orig])
-    return table(["variant", "width", "mlp width (mult)", "heads", "depth", "timm orig"], rows)
+    for row in family.size_table:
+        width, depth, heads, mlp_ratio = SIZES[row.size]
+        depth_text = f"{depth} ({row.depth_note})" if row.depth_note else str(depth)
+        rows.append([row.size, str(width), f"{round(width * mlp_ratio)} ({mlp_ratio:g})", str(heads),
+                     depth_text, "y" if row.timm_orig else "n"])
+    return {"intro": family.size_table_intro or "",
+            "table": table(["variant", "width", "mlp width (mult)", "heads", "depth", "timm orig"], rows)}
+
+
+@functools.cache
+def _catalog_groups() -> tuple[dict[str, int], dict[str, set[str]], dict[str, set[str]]]:
+    """Catalog position of each checkpoint, and the checkpoints of each family and of each size word."""
+    position, by_family, by_size = {}, {}, {}
+    for i, name in enumerate(list_models()):
+        cfg = get_checkpoint(name)
+        position[name] = i
+        by_family.setdefault(cfg.family, set()).add(name)
+        by_size.setdefault(size_word(cfg), set()).add(name)
+    return position, by_family, by_size
 
 
 def related(cfg: CheckpointCfg) -> list[str]:
-    """Checkpoints for a card's comparison table: same lineage family, or same size class."""
-    fam = FAMILIES.get(cfg.lineage, cfg.lineage)
-    out = []
-    for name in list_models():
-        other = get_checkpoint(name)
-        if FAMILIES.get(other.lineage, other.lineage) == fam or size_word(other) == size_word(cfg):
-            out.append(name)
-    return out
+    """Checkpoints for a card's comparison table: same catalog family, or same size word; catalog order."""
+    position, by_family, by_size = _catalog_groups()
+    return sorted(by_family[cfg.family] | by_size[size_word(cfg)], key=position.__getitem__)
+
+
+def card_text_view(cfg: CheckpointCfg, family: FamilyCfg) -> dict | None:
+    text = family.card_text
+    if text is None:
+        return None
+    return {"heading": text.heading.format(size=size_word(cfg)), "short_name": text.short_name,
+            "about": text.about.strip()}
 
 
 # ---------------------------------------------------------------------------- card view model
@@ -317,7 +336,7 @@ def throughput_view(cfg: CheckpointCfg, recs: Records) -> dict:
 
 def card_view(cfg: CheckpointCfg, recs: Records) -> dict:
     datasets = [slug(cfg.dataset)] + ([slug(cfg.pretrain_dataset)] if cfg.pretrain_dataset else [])
-    sizes = sbb_size_table() if cfg.size_table == "sbb" else None
+    family = get_family(cfg.family)
     return {
         "name": cfg.name,
         "library_name": cfg.library_name,
@@ -325,7 +344,8 @@ def card_view(cfg: CheckpointCfg, recs: Records) -> dict:
         "tags": ["image-classification", cfg.library_name],
         "datasets": datasets,
         "description": cfg.description.strip(),
-        "size_table": sizes,
+        "size_table": size_table_view(family),
+        "card_text": card_text_view(cfg, family),
         "model_type": cfg.model_type,
         "stats": stats_view(recs.stats.get(cfg.name), cfg),
         "papers": [{"title": p.title, "url": p.url} for p in cfg.papers],
@@ -663,6 +683,9 @@ def _tidy(text: str) -> str:
 
 def render_card(cfg: CheckpointCfg, recs: Records, env: jinja2.Environment) -> str:
     template = "model_card_hf.md.j2" if cfg.library_name == "transformers" else "model_card.md.j2"
+    if template == "model_card_hf.md.j2" and get_family(cfg.family).card_text is None:
+        raise ValueError(f"catalog: family {cfg.family!r} has no `card_text`, which the transformers-style "
+                         f"card of {cfg.name!r} needs (heading, short_name, about)")
     return _tidy(env.get_template(template).render(card=card_view(cfg, recs)))
 
 

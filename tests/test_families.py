@@ -1,0 +1,97 @@
+"""Catalog families: every checkpoint belongs to exactly one, a new family is data only, and the
+report keeps no model facts of its own."""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+
+import vitbench
+from vitbench.registry import _load_catalog, get_checkpoint, get_family, list_families, list_models, parse_catalog
+from vitbench.report import card_view, related, size_word
+
+
+def catalog() -> dict:
+    return copy.deepcopy(_load_catalog())
+
+
+def test_every_checkpoint_has_a_family_and_every_family_a_checkpoint():
+    used = {get_checkpoint(n).family for n in list_models()}
+    assert used == set(list_families())
+    for name in list_families():
+        family = get_family(name)
+        assert family.title and family.papers, name
+        assert all(row.size for row in family.size_table), name
+
+
+def test_families_group_model_families():
+    assert {get_checkpoint(n).family for n in list_models("deit_*")} == {"deit"}
+    assert {get_checkpoint(n).family for n in list_models("deit3_*")} == {"deit3"}
+    assert {get_checkpoint(n).family for n in list_models("*clip*")} == {"clip"}
+    assert get_checkpoint("vit_base_r50_s16_384.orig_in21k_ft_in1k").family == "hybrid"
+    assert get_checkpoint("google/vit-hybrid-base-bit-384").family == "vit_hybrid_hf"
+    sbb = [n for n in list_models() if get_checkpoint(n).family == "sbb"]
+    assert all(".sbb" in n for n in sbb) and len(sbb) == 19
+
+
+def test_size_words_come_from_the_models():
+    assert size_word(get_checkpoint("vit_pwee_patch16_reg1_gap_256.sbb_in1k")) == "pwee"
+    assert size_word(get_checkpoint("google/vit-hybrid-base-bit-384")) == "base"
+    assert size_word(get_checkpoint("vit_relpos_base_patch32_plus_rpn_256.sw_in1k")) == "base_plus"
+    cfg = get_checkpoint("deit_tiny_patch16_224.fb_in1k")
+    rel = related(cfg)
+    assert set(rel) == {n for n in list_models() if get_checkpoint(n).family == "deit"
+                        or size_word(get_checkpoint(n)) == "tiny"}
+    assert rel == [n for n in list_models() if n in rel]             # catalog order
+
+
+def test_size_table_and_card_text_are_catalog_data():
+    from vitbench.report import Records
+
+    empty = Records([], {}, [])
+    sbb = card_view(get_checkpoint("vit_wee_patch16_reg1_gap_256.sbb_in1k"), empty)
+    rows = {r[0]: r for r in sbb["size_table"]["table"]["rows"]}
+    assert rows["pwee"][4] == "16 (parallel)" and rows["wee"][5] == "y" and rows["base"][5] == "n"
+    assert sbb["card_text"] is None
+    hf = card_view(get_checkpoint("google/vit-hybrid-base-bit-384"), empty)
+    assert hf["size_table"] is None
+    assert hf["card_text"]["heading"] == "Vision Transformer (base-sized model) - Hybrid"
+
+
+def test_a_new_family_is_data_only():
+    """A family added to the YAML alone: matched by architecture prefix, which beats the lineage its
+    checkpoints share with DeiT."""
+    raw = catalog()
+    raw["families"]["deit_tiny"] = {"title": "DeiT-Ti", "match": {"architectures": ["deit_tiny_"]},
+                                    "papers": ["deit"],
+                                    "size_table": {"intro": "Sizes:", "rows": [{"size": "tiny", "timm_orig": False}]}}
+    checkpoints, families = parse_catalog(raw)
+    assert checkpoints["deit_tiny_patch16_224.fb_in1k"].family == "deit_tiny"
+    assert checkpoints["deit_small_patch16_224.fb_in1k"].family == "deit"
+    assert families["deit_tiny"].size_table[0].size == "tiny"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: [c["families"][f]["match"].update(architectures=["vit_relpos_"]) for f in ("deit", "relpos")],
+     r"matches families \['deit', 'relpos'\] by architecture prefix"),
+    (lambda c: c["families"]["relpos"]["match"].update(lineages=[]), "matches no family"),
+    (lambda c: c["families"]["deit"].update(sizes=["tiny"]), "unknown keys: \\['sizes'\\]"),
+    (lambda c: c["families"]["deit"].update(papers=["nope"]), "family 'deit' cites unknown bibliography"),
+])
+def test_bad_family_data_names_the_problem(change, message):
+    raw = catalog()
+    change(raw)
+    with pytest.raises(ValueError, match=message):
+        parse_catalog(raw)
+
+
+def test_report_keeps_no_model_facts():
+    """Families, size tables and card prose live in the catalog, not in report.py or the templates."""
+    package = Path(vitbench.__file__).parent
+    text = (package / "report.py").read_text()
+    assert not re.search(r"SBB_VARIANTS|FAMILIES|\"pwee\"|\.split\(\"_\"\)", text)
+    templates = package.parent / "templates"
+    for t in templates.glob("*.j2"):
+        assert "base-sized" not in t.read_text() and "ViT-Hybrid" not in t.read_text(), t.name
