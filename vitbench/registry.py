@@ -59,8 +59,8 @@ class CardText:
 class FamilyCfg:
     name: str                        # key in the catalog's `families`
     title: str                       # the family's name in tables
-    # match (see `matches`): these checkpoints, else architectures starting with one of these
-    # prefixes, else checkpoints of these lineages
+    # match (see `matches`): these checkpoints, else architectures matching one of these shell
+    # patterns ('deit3_*'), else checkpoints of these lineages
     checkpoints: tuple[str, ...]
     architectures: tuple[str, ...]
     lineages: tuple[str, ...]
@@ -70,9 +70,9 @@ class FamilyCfg:
     card_text: CardText | None = None
 
     def matches(self, name: str, architecture: str, lineage: str) -> tuple[bool, bool, bool]:
-        """Whether it matches by checkpoint name, by architecture prefix, by lineage (in precedence order:
-        the most specific rule that any family meets decides, so `deit3_` beats DeiT's lineage)."""
-        return (name in self.checkpoints, any(architecture.startswith(p) for p in self.architectures),
+        """Whether it matches by checkpoint name, by architecture pattern, by lineage (in precedence order:
+        the most specific rule that any family meets decides, so `deit3_*` beats DeiT's lineage)."""
+        return (name in self.checkpoints, any(fnmatch.fnmatchcase(architecture, p) for p in self.architectures),
                 lineage in self.lineages)
 
 
@@ -176,7 +176,7 @@ def _family(name: str, raw: dict, catalog: dict) -> FamilyCfg:
 def _family_of(name: str, architecture: str, lineage: str, families: dict[str, FamilyCfg]) -> str:
     """The family a checkpoint belongs to: the one met by the most specific rule any family meets."""
     hits = {f.name: f.matches(name, architecture, lineage) for f in families.values()}
-    for level, rule in enumerate(("checkpoint name", "architecture prefix", "lineage")):
+    for level, rule in enumerate(("checkpoint name", "architecture pattern", "lineage")):
         found = [f for f, h in hits.items() if h[level]]
         if len(found) == 1:
             return found[0]
