@@ -95,3 +95,70 @@ def test_catalog_input_size_must_match_the_architecture():
     with pytest.raises(ValueError, match=r"input_size \(3, 256, 256\) does not match architecture "
                                          r"'deit_tiny_patch16_224'.*224x224"):
         build_model(cfg.architecture, cfg=replace(cfg, input_size=(3, 256, 256)))
+
+
+# ---------------------------------------------------------------------------- datasets from the tag
+
+def _tokens() -> dict:
+    from vitbench.registry import _load_catalog
+
+    return _load_catalog()["tag_tokens"]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_tag_parses_with_known_tokens(name):
+    """Every token of every registered tag is in the catalog's `tag_tokens` (an unknown one is a
+    catalog error), and the card's datasets are the tag's."""
+    from vitbench.registry import parse_tag
+
+    cfg = get_checkpoint(name)
+    data = parse_tag(cfg.tag or "in21k_ft_in1k", _tokens())
+    assert cfg.dataset == data.dataset == "ImageNet-1k"
+    assert cfg.fine_tune_datasets == data.fine_tune_datasets
+    assert (cfg.fine_tune_datasets == ()) == ("_ft_" not in (cfg.tag or "_ft_"))
+    # a lineage may refine the tag's pretraining data (ImageNet-21k-P), never contradict its presence
+    assert (cfg.pretrain_dataset is None) == (data.pretrain_dataset is None)
+
+
+def test_every_zoo_tag_parses():
+    """Every tag of timm's zoo (registered or not yet) reads with the token table."""
+    from vitbench.registry import parse_tag, timm_pretrained
+
+    for name, ref in timm_pretrained().items():
+        parse_tag(ref["tag"], _tokens(), name)
+
+
+@pytest.mark.parametrize("tag, pretrain, fine_tune", [
+    ("augreg_in21k_ft_in1k", "ImageNet-21k", ("ImageNet-1k",)),
+    ("mim_in22k_ft_in22k_in1k", "ImageNet-22k", ("ImageNet-22k", "ImageNet-1k")),
+    ("laion2b_ft_in12k_in1k", "LAION-2B", ("ImageNet-12k", "ImageNet-1k")),
+    ("fb_in22k_ft_in1k", "ImageNet-22k", ("ImageNet-1k",)),
+    ("sbb2_e200_in12k_ft_in1k", "ImageNet-12k", ("ImageNet-1k",)),
+    ("openai_ft_in12k_in1k", "WIT-400M (OpenAI CLIP)", ("ImageNet-12k", "ImageNet-1k")),
+    ("mim_m38m_ft_in22k_in1k", "Merged-38M", ("ImageNet-22k", "ImageNet-1k")),
+    ("clip_ft_in1k", None, ("ImageNet-1k",)),           # a method, not data: the lineage names the data
+    ("e300_s576_in1k", None, ()),
+    ("naver_in1k", None, ()),
+    ("300ep_in1k", None, ()),
+    ("sam_in1k", None, ()),                             # SAM is the optimizer, not data
+])
+def test_parse_tag(tag, pretrain, fine_tune):
+    from vitbench.registry import parse_tag
+
+    data = parse_tag(tag, _tokens())
+    assert (data.pretrain_dataset, data.fine_tune_datasets, data.dataset) == (pretrain, fine_tune, "ImageNet-1k")
+
+
+def test_tag_errors_name_the_token_and_the_fix():
+    import copy
+
+    from vitbench.registry import _load_catalog, parse_catalog, parse_tag
+
+    with pytest.raises(ValueError, match=r"unknown tokens \['in5k'\].*tag_tokens"):
+        parse_tag("augreg_in5k_ft_in1k", _tokens(), "checkpoint 'x'")
+    with pytest.raises(ValueError, match="does not read as"):
+        parse_tag("in22k_in1k", _tokens())
+    catalog = copy.deepcopy(_load_catalog())
+    catalog["lineages"]["augreg_in21k_ft_in1k"]["pretrain_dataset"] = "ImageNet-21k"
+    with pytest.raises(ValueError, match=r"states pretrain_dataset.*already implies; remove the line"):
+        parse_catalog(catalog)

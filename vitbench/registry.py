@@ -100,8 +100,9 @@ class CheckpointCfg:
     model_type: str
     library_name: str
     description: str
-    dataset: str
-    pretrain_dataset: str | None
+    dataset: str                     # what the classifier is trained on last (from the tag)
+    pretrain_dataset: str | None     # from the tag, unless the lineage names a more exact one
+    fine_tune_datasets: tuple[str, ...]   # the fine-tuning chain, in order ('ImageNet-12k', 'ImageNet-1k')
     original: str
     papers: tuple[Paper, ...]
     citations: tuple[Paper, ...]
@@ -139,6 +140,63 @@ def _pretrained_facts(name: str, raw: dict, lineage: dict) -> dict:
     except KeyError:
         raise ValueError(f"catalog: timm checkpoint {name!r} is not in timm_pretrained.json") from None
     return {f: ref[f] for f in PRETRAINED_FIELDS}
+
+
+@dataclass(frozen=True)
+class TagData:
+    """What a tag says about a checkpoint's data (the catalog's `tag_tokens`)."""
+    pretrain_dataset: str | None
+    fine_tune_datasets: tuple[str, ...]
+    dataset: str
+
+
+def parse_tag(tag: str, tokens: dict, where: str = "") -> TagData:
+    """The datasets a tag names: the data tokens before `ft` are the pretraining, those after it the
+    fine-tuning chain; without `ft` the one data token is what it was trained on. ValueError for an
+    unknown token or a tag that names no dataset or two pretraining datasets."""
+    data, other = tokens.get("datasets") or {}, tokens.get("other") or {}
+    where = where or f"tag {tag!r}"
+    parts = tag.split("_")
+    unknown = [t for t in parts if t != "ft" and t not in data and t not in other]
+    if unknown or parts.count("ft") > 1:
+        raise ValueError(f"catalog: {where}: tag {tag!r} has unknown tokens {unknown or ['ft (twice)']}; add "
+                         f"each to `tag_tokens` in checkpoints.yaml, under `datasets` (with the dataset it "
+                         f"names) or `other` (a token that names no data)")
+    split = parts.index("ft") if "ft" in parts else 0
+    before = [data[t] for t in parts[:split] if t in data]
+    after = tuple(data[t] for t in parts[split:] if t in data)
+    if not after or len(before) > 1 or ("ft" not in parts and len(after) > 1):
+        raise ValueError(f"catalog: {where}: tag {tag!r} does not read as [pretraining data]_ft_<dataset>..."
+                         f" or <dataset>: data tokens {before} before `ft`, {list(after)} after")
+    if "ft" not in parts:
+        return TagData(pretrain_dataset=None, fine_tune_datasets=(), dataset=after[0])
+    return TagData(pretrain_dataset=before[0] if before else None, fine_tune_datasets=after, dataset=after[-1])
+
+
+# card facts a tag implies; the catalog states one only where it says something the tag does not
+_TAG_FIELDS = ("dataset", "pretrain_dataset", "fine_tune_datasets")
+
+
+def _tag_facts(name: str, tag: str, merged: dict, explicit: dict, catalog: dict) -> dict:
+    """The checkpoint's dataset facts from its tag (a Hub-id name: its lineage's `data_tag`); a fact
+    the catalog states explicitly wins only where it differs from the tag's (ImageNet-21k-P)."""
+    data_tag = tag or merged.get("data_tag")
+    if not data_tag:
+        raise ValueError(f"catalog: checkpoint {name!r} has no tag; give its lineage a `data_tag` "
+                         f"(how timm would tag it, e.g. in21k_ft_in1k)")
+    derived = parse_tag(data_tag, catalog.get("tag_tokens") or {}, f"checkpoint {name!r}")
+    facts = {}
+    for f in _TAG_FIELDS:
+        value = getattr(derived, f)
+        if f in explicit:
+            stated = tuple(explicit[f]) if isinstance(explicit[f], list) else explicit[f]
+            if stated == value:
+                raise ValueError(f"catalog: checkpoint {name!r} states {f}: {explicit[f]!r}, which its tag "
+                                 f"{data_tag!r} already implies; remove the line (facts the tag implies "
+                                 f"are derived, not typed)")
+            value = stated
+        facts[f] = value
+    return facts
 
 
 def _papers(keys, bib: dict, where: str) -> tuple[Paper, ...]:
@@ -201,9 +259,11 @@ def _build(name: str, raw: dict, catalog: dict, families: dict[str, FamilyCfg]) 
         architecture, tag = name.split(".", 1)
     else:
         architecture, tag = merged["architecture"], ""
+    explicit = {k: v for k, v in {**lineage, **raw}.items() if k in _TAG_FIELDS}
+    merged.update(_tag_facts(name, tag, merged, explicit, catalog))
     values = {k: tuple(v) if k in _LIST_FIELDS else v for k, v in merged.items()}
     known = set(CheckpointCfg.__dataclass_fields__)
-    extra = {k: v for k, v in values.items() if k not in known and k not in ("architecture",)}
+    extra = {k: v for k, v in values.items() if k not in known and k not in ("architecture", "data_tag")}
     kwargs = {k: v for k, v in values.items() if k in known and k not in _CARD_ONLY}
     kwargs.update(
         name=name,

@@ -335,7 +335,8 @@ def throughput_view(cfg: CheckpointCfg, recs: Records) -> dict:
 
 
 def card_view(cfg: CheckpointCfg, recs: Records) -> dict:
-    datasets = [slug(cfg.dataset)] + ([slug(cfg.pretrain_dataset)] if cfg.pretrain_dataset else [])
+    named = [cfg.dataset] + ([cfg.pretrain_dataset] if cfg.pretrain_dataset else []) + list(cfg.fine_tune_datasets)
+    datasets = list(dict.fromkeys(slug(d) for d in named))
     family = get_family(cfg.family)
     return {
         "name": cfg.name,
@@ -351,6 +352,7 @@ def card_view(cfg: CheckpointCfg, recs: Records) -> dict:
         "papers": [{"title": p.title, "url": p.url} for p in cfg.papers],
         "dataset": cfg.dataset,
         "pretrain_dataset": cfg.pretrain_dataset,
+        "fine_tune_datasets": list(cfg.fine_tune_datasets),
         "original": cfg.original,
         "hf_hub_id": cfg.hf_hub_id,
         "architecture": cfg.architecture,

@@ -92,7 +92,8 @@ def family(cfg: CheckpointCfg) -> str:
 
 
 def pretraining(cfg: CheckpointCfg) -> str:
-    return f"{cfg.pretrain_dataset} → {cfg.dataset}" if cfg.pretrain_dataset else cfg.dataset
+    chain = ([cfg.pretrain_dataset] if cfg.pretrain_dataset else []) + list(cfg.fine_tune_datasets)
+    return " → ".join(chain) if chain else cfg.dataset
 
 
 def facts(name: str) -> dict:
