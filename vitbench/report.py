@@ -77,6 +77,11 @@ def link(name: str) -> str:
     return f"[{name}]({HF_URL.format(cfg.hf_hub_id)})" if cfg else name
 
 
+def family_title(name: str) -> str:
+    """The catalog family of a checkpoint, as tables name it ('' for a name the registry does not know)."""
+    return get_family(get_checkpoint(name).family).title if is_registered(name) else ""
+
+
 def top1_text(rec: EvalRecord, nd: int = 3) -> str:
     """A record's top-1, labelled "(subset, N of M)" when it is not of the whole dataset."""
     return fmt(rec.top1, nd) + (f" ({rec.subset_label})" if rec.subset_label else "")
@@ -375,7 +380,7 @@ def leaderboard_view(results_dir: Path, dataset: str) -> dict | None:
     diffs = baseline is not None
     header = ["#", "model", "img_size", "top1", "top1_err", "top5", "top5_err", "param_count", "crop_pct",
               "interpolation"] + (["top1_diff", "top5_diff", "rank_diff"] if diffs else []) + \
-             ["precision", "n", "top1 95% CI"]
+             ["precision", "n", "top1 95% CI", "family"]
     rows = []
     for i, r in enumerate(df.itertuples(index=False), start=1):
         row = [str(i), r.model + (f" ({r.subset})" if r.subset else ""), str(r.img_size), fmt(r.top1, 3), fmt(r.top1_err, 3), fmt(r.top5, 3),
@@ -384,7 +389,7 @@ def leaderboard_view(results_dir: Path, dataset: str) -> dict | None:
             rank = "" if r.rank_diff is None or str(r.rank_diff) == "<NA>" else f"{int(r.rank_diff):+d}" if int(r.rank_diff) else "0"
             row += [fmt_signed(r.top1_diff, 3), fmt_signed(r.top5_diff, 3), rank]
         n = "" if r.n is None or (isinstance(r.n, float) and math.isnan(r.n)) else f"{int(r.n):,}"
-        row += [r.precision, n, ci_text(r.top1_ci_low, r.top1_ci_high)]
+        row += [r.precision, n, ci_text(r.top1_ci_low, r.top1_ci_high), family_title(r.model)]
         rows.append(row)
     base = f" (diffs against {ds_title(baseline)})" if diffs else ""
     return {"title": ds_title(dataset) + base, "table": table(header, rows)}
@@ -398,7 +403,7 @@ def robustness_view(recs: Records) -> dict | None:
     rows = []
     for name in names:
         base = recs.best_ok(name, "imagenet")
-        row = [name, top1_text(base) if base else NOT_MEASURED]
+        row = [name, family_title(name), top1_text(base) if base else NOT_MEASURED]
         for ds in sets[1:]:
             r = recs.best_ok(name, ds, base.precision if base else None)
             if r is None:
@@ -407,7 +412,7 @@ def robustness_view(recs: Records) -> dict | None:
                 text = fmt(r.top1, 3) + (f" ({r.top1 - base.top1:+.2f})" if base else "")
                 row.append(text + (f" ({r.subset_label})" if r.subset_label else ""))
         rows.append((-(base.top1 if base else -1), name, row))
-    return {"table": table(["model"] + [DATASETS[d].short for d in sets], [r for *_, r in sorted(rows)])}
+    return {"table": table(["model", "family"] + [DATASETS[d].short for d in sets], [r for *_, r in sorted(rows)])}
 
 
 def speed_points(recs: Records, precision: str, device: str) -> list[tuple[BenchRecord, EvalRecord | None]]:
@@ -507,15 +512,50 @@ def unmeasured_view(recs: Records) -> dict | None:
                             "checkpoints", "datasets"], rows), "groups": groups} if rows else None
 
 
-def published_table_view() -> dict:
-    sets = ("imagenet",) + shift_datasets()
+def _by_family(names: list[str]) -> list[tuple[FamilyCfg, list[str]]]:
+    """The checkpoints grouped by catalog family, families in catalog order, names in the given order."""
+    from vitbench.registry import list_families
+
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(get_checkpoint(name).family, []).append(name)
+    return [(get_family(f), groups[f]) for f in list_families() if f in groups]
+
+
+def families_view(names: list[str], recs: Records) -> dict:
+    """One row per catalog family: how many of its checkpoints are listed, how many have an ImageNet
+    record, its best measured and its best published ImageNet-1k top-1."""
     rows = []
-    for name in sorted(list_models(), key=lambda n: (-(published_top1("imagenet", n) or -1), n)):
-        vals = [published_top1(ds, name) for ds in sets]
-        if all(v is None for v in vals):
-            continue
-        rows.append([name] + [fmt(v, 3, missing="") for v in vals])
-    return table(["model"] + [DATASETS[d].short + " top1" for d in sets], rows)
+    for family, members in _by_family(names):
+        measured = [(r.top1, n, r) for n in members if (r := recs.best_ok(n, "imagenet")) is not None]
+        published = [(p, n) for n in members if (p := published_top1("imagenet", n)) is not None]
+        best_m = max(measured, key=lambda t: (t[0], t[1]), default=None)
+        best_p = max(published, default=None)
+        rows.append([family.title, str(len(members)), str(len(measured)),
+                     f"{top1_text(best_m[2])} ({best_m[1]})" if best_m else NOT_MEASURED,
+                     f"{fmt(best_p[0], 3)} ({best_p[1]})" if best_p else ""])
+    return table(["family", "checkpoints", "measured on IN-1k", "best measured IN-1k top1",
+                  "best timm published IN-1k top1"], rows)
+
+
+def published_table_view(names: list[str]) -> dict:
+    """timm's published top-1 of the listed checkpoints that have a published row: `groups`, one table
+    per catalog family (catalog order) ranked by ImageNet-1k top-1 within it (comparison.md), and `all`,
+    every row in one table ranked the same way with a family column (the HTML report sorts and filters it)."""
+    sets = ("imagenet",) + shift_datasets()
+    header = [DATASETS[d].short + " top1" for d in sets]
+    groups, everything = [], []
+    for family, members in _by_family(names):
+        rows = []
+        for name in sorted(members, key=lambda n: (-(published_top1("imagenet", n) or -1), n)):
+            vals = [published_top1(ds, name) for ds in sets]
+            if all(v is None for v in vals):
+                continue
+            rows.append([name] + [fmt(v, 3, missing="") for v in vals])
+            everything.append(((-(vals[0] or -1), name), [name, family.title] + rows[-1][1:]))
+        if rows:
+            groups.append({"title": family.title, "table": table(["model"] + header, rows)})
+    return {"groups": groups, "all": table(["model", "family"] + header, [r for _, r in sorted(everything)])}
 
 
 def _correct_by_image(results_dir: Path, rec: EvalRecord) -> dict | None:
@@ -631,14 +671,19 @@ def _throughput_vs_gmacs(recs: Records, plots_dir: Path) -> list[dict]:
     return drawn
 
 
-def comparison_view_model(results_dir: Path, recs: Records, plot_list: list[dict], plot_notes: list[str]) -> dict:
+def comparison_view_model(results_dir: Path, recs: Records, plot_list: list[dict], plot_notes: list[str],
+                          names: list[str] | None = None) -> dict:
+    """comparison.md's view; `names` are the checkpoints its registry-wide tables cover (the family
+    overview and timm's published figures), all registered ones by default."""
+    names = list_models() if names is None else names
     ok = [r for r in recs.evals if r.status == "ok"]
     boards = [v for ds in DATASETS if (v := leaderboard_view(results_dir, ds)) is not None]
     return {
         "records_dir": f"{Path(results_dir) / 'records'}/",     # as given: comparison.md names where it came from
         "measured": bool(ok or recs.bench or recs.stats),
         "counts": {"ok": str(len(ok)), "not_ok": str(len(recs.evals) - len(ok)), "stats": str(len(recs.stats)),
-                   "bench": str(len(recs.bench)), "checkpoints": str(len(list_models()))},
+                   "bench": str(len(recs.bench)), "checkpoints": str(len(names))},
+        "families": families_view(names, recs),
         "leaderboards": boards,
         "robustness": robustness_view(recs),
         "speed": speed_view(recs),
@@ -647,7 +692,7 @@ def comparison_view_model(results_dir: Path, recs: Records, plot_list: list[dict
         "unmeasured": unmeasured_view(recs),
         "plots": plot_list,
         "plot_notes": plot_notes,
-        "published": published_table_view(),
+        "published": published_table_view(names),
     }
 
 
@@ -691,25 +736,29 @@ def render_card(cfg: CheckpointCfg, recs: Records, env: jinja2.Environment) -> s
     return _tidy(env.get_template(template).render(card=card_view(cfg, recs)))
 
 
-def render_reports(results_dir: Path, out_dir: Path, templates_dir: Path | None = None) -> list[Path]:
-    """Cards for every registered checkpoint, comparison.md, the plots and the HTML report (index.html
-    and a page per card), from the records under `results_dir`; returns the files written (sorted)."""
+def render_reports(results_dir: Path, out_dir: Path, templates_dir: Path | None = None,
+                   checkpoints: list[str] | None = None) -> list[Path]:
+    """Cards for every registered checkpoint (or for `checkpoints`, registered names: what a test pins
+    so that its snapshot does not change with every checkpoint registered), comparison.md, the plots
+    and the HTML report (index.html and a page per card), from the records under `results_dir`;
+    returns the files written (sorted)."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
+    names = list_models() if checkpoints is None else [get_checkpoint(n).name for n in checkpoints]
     env = environment(templates_dir)
     recs = Records.load(results_dir)
     written, cards = [], {}
-    for name in list_models():
+    for name in names:
         path = out_dir / "cards" / f"{safe_name(name)}.md"
         cards[name] = render_card(get_checkpoint(name), recs, env)
         atomic_write_text(path, cards[name])
         written.append(path)
     plot_list, plot_notes = draw_plots(recs, out_dir / "plots")
     written += [out_dir / p["file"] for p in plot_list]
-    view = comparison_view_model(results_dir, recs, plot_list, plot_notes)
+    view = comparison_view_model(results_dir, recs, plot_list, plot_notes, names)
     path = out_dir / "comparison.md"
     atomic_write_text(path, _tidy(env.get_template("comparison.md.j2").render(cmp=view)))
     written.append(path)
-    index = report_html.index_view(results_dir, recs, view, results_frame)
+    index = report_html.index_view(results_dir, recs, view, results_frame, names)
     written += report_html.write_html(out_dir, env, index, cards)
     return sorted(written)
 

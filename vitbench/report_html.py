@@ -26,7 +26,7 @@ from markupsafe import Markup, escape
 from vitbench.catalog import published_top1
 from vitbench.data.specs import DATASETS
 from vitbench.records import atomic_write_text, safe_name
-from vitbench.registry import CheckpointCfg, get_checkpoint, is_registered, list_models
+from vitbench.registry import CheckpointCfg, get_checkpoint, get_family, is_registered, list_models
 
 NOT_MEASURED = "not measured"
 _MD = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
@@ -97,13 +97,14 @@ def pretraining(cfg: CheckpointCfg) -> str:
 
 
 def facts(name: str) -> dict:
-    """What the filter matches for a checkpoint: its name, family, lineage, pretraining data, image size."""
+    """What the filter matches for a checkpoint: its name, catalog family and model family (the file that
+    builds it), lineage, pretraining data, image size."""
     cfg = get_checkpoint(name) if is_registered(name) else None
     if cfg is None:
         return {"family": "", "pretraining": "", "img_size": "", "search": name.lower()}
-    fam, pre = family(cfg), pretraining(cfg)
+    fam, pre = get_family(cfg.family).title, pretraining(cfg)      # the catalog family, as comparison.md names it
     return {"family": fam, "pretraining": pre, "img_size": str(cfg.img_size),
-            "search": " ".join([name, fam, cfg.lineage, pre, f"{cfg.img_size} {cfg.img_size}px"]).lower()}
+            "search": " ".join([name, fam, family(cfg), cfg.lineage, pre, f"{cfg.img_size} {cfg.img_size}px"]).lower()}
 
 
 def header(*cols) -> list[dict]:
@@ -153,13 +154,13 @@ def _bench_groups(recs) -> list[tuple[str, str]]:
     return sorted({(b.device, b.precision) for b in recs.bench})
 
 
-def overview_table(recs) -> dict:
-    """Every registered checkpoint: facts, size, compute, measured and published ImageNet top-1,
+def overview_table(recs, names: list[str] | None = None) -> dict:
+    """Every registered checkpoint (or `names`): facts, size, compute, measured and published ImageNet top-1,
     measured throughput per device and precision. Ranked by measured top-1, then published."""
     groups = _bench_groups(recs)
     speed = {(b.checkpoint, b.device, b.precision): b.samples_per_sec for b in recs.bench}
     rows = []
-    for name in list_models():
+    for name in list_models() if names is None else names:
         f, s = facts(name), recs.stats.get(name)
         ok = recs.best_ok(name, "imagenet")
         pub = published_top1("imagenet", name)
@@ -275,9 +276,9 @@ def published_check_table(recs) -> dict | None:
 
 # ---------------------------------------------------------------------------- pages
 
-def index_view(results_dir: Path, recs, cmp: dict, results_frame) -> dict:
+def index_view(results_dir: Path, recs, cmp: dict, results_frame, names: list[str] | None = None) -> dict:
     """The page's view: cmp is comparison.md's view model; results_frame gives a dataset's ranked rows
-    (the results CSV's)."""
+    (the results CSV's); `names` the checkpoints of the overview (all registered by default)."""
     gmacs = {n: s.gmacs for n, s in recs.stats.items()}
     check = published_check_table(recs)
     boards = []
@@ -289,7 +290,7 @@ def index_view(results_dir: Path, recs, cmp: dict, results_frame) -> dict:
     return {
         "counts": cmp["counts"],
         "measured": cmp["measured"],
-        "overview": overview_table(recs),
+        "overview": overview_table(recs, names),
         "boards": boards,
         "published_check": check,
         "n_outside": check["n_outside"] if check else 0,
@@ -302,7 +303,7 @@ def index_view(results_dir: Path, recs, cmp: dict, results_frame) -> dict:
                        for g in (un["groups"] if un else [])],
         "plots": cmp["plots"],
         "plot_notes": cmp["plot_notes"],
-        "published": from_md_table(cmp["published"], gmacs),
+        "published": from_md_table(cmp["published"]["all"], gmacs),
     }
 
 
