@@ -206,3 +206,18 @@ def test_the_budget_and_the_steps_run_are_recorded(tmp_path):
     # either the first step already took the budget (it is the sample), or a warm-up and 1..3 x 1..3 steps
     single = (rec.warmup_steps, rec.timed_steps, rec.repeats) == (0, 1, 1)
     assert single or (rec.warmup_steps >= 1 and 1 <= rec.timed_steps <= 3 and 1 <= rec.repeats <= 3)
+
+
+def test_tags_of_one_architecture_share_one_timing_in_a_run(tmp_path):
+    """Random weights: throughput is the architecture's, so a run times it once per (architecture,
+    input size) and the other tags' records say whose timing they carry."""
+    from vitbench.cli import main
+    from vitbench.records import bench_path, read_record
+
+    tags = ["vit_small_patch16_224.augreg_in1k", "vit_small_patch16_224.augreg_in21k_ft_in1k"]
+    assert main(["run", *tags, "--datasets", "v2", "--time-budget", "0.2", "--no-report",
+                 "--results-dir", str(tmp_path)]) == 0
+    first, second = (read_record(bench_path(tmp_path, t, "fp32", "cpu")) for t in tags)
+    assert first.measured_as is None and second.measured_as == tags[0]
+    assert second.checkpoint == tags[1]
+    assert (second.samples_per_sec, second.step_time_ms) == (first.samples_per_sec, first.step_time_ms)

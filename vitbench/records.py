@@ -159,6 +159,10 @@ class BenchRecord:
     timed_steps: int = 0
     repeats: int = 0
     time_budget_s: float | None = None   # seconds of timing allowed per model (CPU default), None: fixed steps
+    # the checkpoint whose timing these figures are, when another tag of the same architecture and
+    # input size was timed on this machine (random weights: throughput is the architecture's); None:
+    # timed as this checkpoint
+    measured_as: str | None = None
     oom_batch_sizes: list[int] = field(default_factory=list)   # sizes tried that ran out of memory
     provenance: Provenance | None = None
     kind: str = "bench"
