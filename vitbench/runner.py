@@ -579,7 +579,11 @@ def run(cfg: RunConfig) -> int:
     if not _WORLD.is_main:                       # rank 0 speaks for the group
         logging.getLogger("vitbench").setLevel(logging.WARNING)
     try:
-        return _run(replace(cfg, device=_WORLD.device))
+        status = _run(replace(cfg, device=_WORLD.device))
+        # every rank finishes before the group is torn down: gloo aborts (SIGABRT) a process that
+        # destroys its group while a peer is still using it or has already left
+        distributed.barrier(_WORLD)
+        return status
     finally:
         distributed.teardown(_WORLD)
         _WORLD = distributed.World()
