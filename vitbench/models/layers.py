@@ -4,6 +4,8 @@ A family passes layers in rather than copying them (timm's `Block(attn_layer=, m
 - `Attention`: fused qkv (or separate q/k/v), optional q/v-only bias, optional sub-LN before the output
   projection, a rotary-embedding hook (`rope=`), an additive bias (`attn_bias=`, or an owned `rel_pos`
   module that makes one). The qkv -> SDPA path is written once, in `attend`.
+- `DiffAttention`: Attention with the differential core of `DiffCore` (Differential Transformer), which
+  the parallel block takes too (`attn_layer=DiffAttention`).
 - `Mlp`: fc1 -> act -> [norm] -> fc2, with `out_features` (the rel-pos bias MLP is an Mlp too);
   `SwiGLU`: the gated MLP (separate or packed gate/value projections, optional sub-LN).
 - `Block` (pre-norm, optionally post-norm "res-post"), `ParallelScalingBlock` (ViT-22B parallel).
@@ -52,6 +54,59 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rope: Rope | None 
     if attn_bias is not None:
         attn_bias = attn_bias.to(q.dtype)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias)
+
+
+# ------------------------------------------------------------------------------ differential attention
+
+def diff_lambda_init(depth_index: int) -> float:
+    """Differential attention's λ_init for the block at `depth_index` (counted from 0):
+    0.8 - 0.6 * exp(-0.3 * depth_index), the paper's schedule (its layer l is depth_index + 1)."""
+    return 0.8 - 0.6 * math.exp(-0.3 * depth_index)
+
+
+class DiffCore:
+    """Differential attention (Ye et al., https://arxiv.org/abs/2410.05258), mixed into a module that
+    makes q, k, v heads: `DiffAttention` and `ParallelScalingBlock(attn_layer=DiffAttention)`. The
+    learned λ vectors and the sub-norm are set on that module, so their keys are timm's wherever it
+    sits (`attn.lambda_q1` in a Block, `blocks.i.lambda_q1` on a parallel block).
+
+    Heads q, k, v are (B, nh, N, hd). Each q and k head is read as two half-width heads, its first and
+    second hd/2 channels (timm's layout); both attend over the head's whole v:
+        A_j = softmax(q_j k_j^T / sqrt(hd/2)),   j = 1, 2
+        out = sub_norm((A_1 - λ A_2) v) * (1 - λ_init)
+        λ   = exp(λ_q1 · λ_k1) - exp(λ_q2 · λ_k2) + λ_init        (λ_* vectors of width hd/2, fp32)
+    λ_init from `diff_lambda_init`; sub_norm is an RMSNorm over hd (eps 1e-5, learned scale) shared by
+    all heads. The two maps are formed explicitly and differenced before one product with v, as the
+    paper writes it; this is also how timm's published counts book it (a map per half head, one
+    attn @ v per head), where two SDPA calls would count v twice.
+    """
+
+    def init_diff(self, head_dim: int, depth_index: int = 0) -> None:
+        if head_dim % 2:
+            raise ValueError(f"differential attention splits each head in two: head dim {head_dim} is odd")
+        half = head_dim // 2
+        for name in ("lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"):
+            setattr(self, name, nn.Parameter(torch.randn(half) * 0.1))     # the paper's N(0, 0.1) init
+        self.sub_norm = nn.RMSNorm(head_dim, eps=1e-5)
+        self.lambda_init = diff_lambda_init(depth_index)
+
+    def diff_lambda(self) -> torch.Tensor:
+        """λ, a scalar in fp32."""
+        lam1 = torch.exp((self.lambda_q1.float() * self.lambda_k1.float()).sum())
+        lam2 = torch.exp((self.lambda_q2.float() * self.lambda_k2.float()).sum())
+        return lam1 - lam2 + self.lambda_init
+
+    def diff_attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                    attn_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, nh, N, hd) q, k, v -> (B, nh, N, hd)."""
+        maps = []
+        for qj, kj in zip(q.chunk(2, dim=-1), k.chunk(2, dim=-1)):          # each (B, nh, N, hd/2)
+            scores = (qj * qj.shape[-1] ** -0.5) @ kj.transpose(-2, -1)       # (B, nh, N, N)
+            if attn_bias is not None:
+                scores = scores + attn_bias.to(scores.dtype)
+            maps.append(scores.softmax(dim=-1))
+        attn = maps[0] - self.diff_lambda().to(q.dtype) * maps[1]            # (B, nh, N, N)
+        return self.sub_norm(attn @ v) * (1 - self.lambda_init)
 
 
 class Attention(nn.Module):
@@ -112,8 +167,30 @@ class Attention(nn.Module):
         own = self.extra_bias()
         if own is not None:
             attn_bias = own if attn_bias is None else attn_bias + own
-        x = merge_heads(attend(q, k, v, rope, attn_bias))          # (B, N, nh*hd)
+        x = merge_heads(self.core(q, k, v, rope, attn_bias))       # (B, N, nh*hd)
         return self.proj(self.norm(x))
+
+    def core(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rope: Rope | None,
+             attn_bias: torch.Tensor | None) -> torch.Tensor:
+        """The attention of q, k, v heads (B, nh, N, hd): softmax attention; DiffAttention's differs."""
+        return attend(q, k, v, rope, attn_bias)
+
+
+class DiffAttention(DiffCore, Attention):
+    """Attention with a differential core (`DiffCore`; timm's DiffAttention): the same `qkv`, `proj`
+    (and sub-LN `norm` with scale_norm), plus `lambda_q1/k1/q2/k2` and `sub_norm`.
+
+    depth_index: the block's index, from 0 (sets λ_init). Takes no rotary embedding.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, depth_index: int = 0, **kwargs):
+        super().__init__(dim, num_heads, **kwargs)
+        self.init_diff(self.head_dim, depth_index)
+
+    def core(self, q, k, v, rope, attn_bias):
+        if rope is not None:
+            raise ValueError("DiffAttention takes no rotary embedding (rope must be None)")
+        return self.diff_attend(q, k, v, attn_bias)
 
 
 # ------------------------------------------------------------------------------------------------ mlp
@@ -227,35 +304,57 @@ class Block(nn.Module):
         return x + self._scale(2, self.mlp(self.norm2(x)))
 
 
-class ParallelScalingBlock(nn.Module):
+class ParallelScalingBlock(DiffCore, nn.Module):
     """Attention and MLP in parallel off one norm and one fused input projection (ViT-22B; timm's
     ParallelScalingBlock): x + ls(attn_out_proj(attn(q, k, v)) + mlp_out_proj(gelu(h))).
 
     in_proj's output is laid out [mlp hidden | q | k | v]; when qkv_bias is off the MLP keeps its own
     bias (`mlp_bias`), as in timm.
+    attn_layer: the kind of attention, computed here from in_proj's q, k, v: Attention (softmax) or
+        DiffAttention (the differential core of `DiffCore`, its λ vectors and `sub_norm` on this block;
+        `attn_kwargs` gives its depth_index). The differential block is timm's DiffParallelScalingBlock,
+        which fuses the two output projections into one `out_proj` over [attn | gelu(h)].
+    No sub-LNs (scale_attn_norm / scale_mlp_norm), as in timm.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  init_values: float | None = None, norm_layer: Callable[[int], nn.Module] = nn.LayerNorm,
-                 act_layer: Callable[[], nn.Module] = nn.GELU, **unused):
+                 act_layer: Callable[[], nn.Module] = nn.GELU, attn_layer: type = Attention,
+                 attn_kwargs: dict | None = None, scale_attn_norm: bool = False, scale_mlp_norm: bool = False):
         super().__init__()
         _check_heads(dim, num_heads)
+        if attn_layer not in (Attention, DiffAttention):
+            raise ValueError(f"ParallelScalingBlock: attn_layer={getattr(attn_layer, '__name__', attn_layer)!r}: "
+                             f"expected Attention or DiffAttention")
+        if scale_attn_norm or scale_mlp_norm:
+            raise ValueError("ParallelScalingBlock has no sub-LNs (scale_attn_norm / scale_mlp_norm must be False)")
         self.num_heads = num_heads
         self.mlp_hidden = int(dim * mlp_ratio)
+        self.differential = attn_layer is DiffAttention
         self.in_norm = norm_layer(dim)
         self.in_proj = nn.Linear(dim, self.mlp_hidden + 3 * dim, bias=qkv_bias)
         self.mlp_bias = None if qkv_bias else nn.Parameter(torch.zeros(self.mlp_hidden))
         self.mlp_act = act_layer()
-        self.attn_out_proj = nn.Linear(dim, dim)
-        self.mlp_out_proj = nn.Linear(self.mlp_hidden, dim)
+        if self.differential:
+            self.init_diff(dim // num_heads, **(attn_kwargs or {}))
+            self.out_proj = nn.Linear(dim + self.mlp_hidden, dim)
+        else:
+            self.attn_out_proj = nn.Linear(dim, dim)
+            self.mlp_out_proj = nn.Linear(self.mlp_hidden, dim)
         self.ls = LayerScale(dim, init_values) if init_values is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor, rope: Rope | None = None) -> torch.Tensor:
         h, q, k, v = self.in_proj(self.in_norm(x)).split([self.mlp_hidden] + [x.shape[-1]] * 3, dim=-1)
         if self.mlp_bias is not None:
             h = h + self.mlp_bias
-        a = merge_heads(attend(*(split_heads(t, self.num_heads) for t in (q, k, v)), rope))   # (B, N, C)
-        return x + self.ls(self.attn_out_proj(a) + self.mlp_out_proj(self.mlp_act(h)))
+        q, k, v = (split_heads(t, self.num_heads) for t in (q, k, v))             # each (B, nh, N, hd)
+        if not self.differential:
+            a = merge_heads(attend(q, k, v, rope))                                  # (B, N, C)
+            return x + self.ls(self.attn_out_proj(a) + self.mlp_out_proj(self.mlp_act(h)))
+        if rope is not None:
+            raise ValueError("differential attention takes no rotary embedding (rope must be None)")
+        a = merge_heads(self.diff_attend(q, k, v))                                  # (B, N, C)
+        return x + self.ls(self.out_proj(torch.cat([a, self.mlp_act(h)], dim=-1)))
 
 
 # ------------------------------------------------------------------------------------ attention pool

@@ -1,16 +1,24 @@
-"""The plain Vision Transformer family (ViT, DeiT, the SBB register/GAP ViTs, the CLIP and SigLIP image
-towers fine-tuned on ImageNet, FlexiViT, EVA-01-L), timm's state-dict keys.
+"""The plain Vision Transformer family (ViT, DeiT, the SBB register/GAP ViTs and their differential-
+attention variants, the CLIP and SigLIP image towers fine-tuned on ImageNet, FlexiViT, EVA-01-L, BEiT-3's
+image encoder), timm's state-dict keys.
 
 Papers: ViT https://arxiv.org/abs/2010.11929, DeiT https://arxiv.org/abs/2012.12877,
 registers https://arxiv.org/abs/2309.16588, parallel blocks (ViT-22B) https://arxiv.org/abs/2302.05442,
 CLIP https://arxiv.org/abs/2103.00020, SigLIP https://arxiv.org/abs/2303.15343,
 shape-optimized sizes (SoViT) https://arxiv.org/abs/2305.13035, FlexiViT https://arxiv.org/abs/2212.08013,
-EVA https://arxiv.org/abs/2211.07636.
+EVA https://arxiv.org/abs/2211.07636, BEiT-3 https://arxiv.org/abs/2208.10442,
+Differential Transformer https://arxiv.org/abs/2410.05258.
 
 Layout, as in timm: model -> checkpoint_filter_fn -> architecture table (registered from the table).
-Numbers that matter for parity with timm: LayerNorm eps 1e-6, exact (erf) GELU, mlp hidden width
-int(dim * mlp_ratio) (so fractional ratios such as SoViT's round down as in timm), LayerScale only when
-init_values is set, 'avg' pooling moves the final norm after the pool (fc_norm) unless fc_norm=False.
+Numbers that matter for parity with timm: LayerNorm eps 1e-6 (1e-5 for BEiT-3), exact (erf) GELU, mlp
+hidden width int(dim * mlp_ratio) (so fractional ratios such as SoViT's round down as in timm),
+LayerScale only when init_values is set, 'avg' pooling moves the final norm after the pool (fc_norm)
+unless fc_norm=False.
+- BEiT-3 (timm keeps its vision branch as a plain ViT): sub-LNs inside each block (`attn.norm` before
+  the output projection, `mlp.norm` after the activation), class token, mean pool + fc_norm.
+- Differential attention (`attn_layer='diff'`, `layers.DiffAttention`): the difference of two softmax
+  maps per head; lambda_init follows the block index (from 0), so every block is built knowing it.
+  With block_fn='parallel' it is timm's DiffParallelScalingBlock (one fused output projection).
 """
 from __future__ import annotations
 
@@ -21,14 +29,16 @@ import torch.nn as nn
 
 from vitbench.models._base import ViTBase
 from vitbench.models._builder import SIZES, ArchSpec, Family, register_family  # noqa: F401 (SIZES: the size table)
-from vitbench.models.layers import (AttentionPoolLatent, Block, ParallelScalingBlock, PatchEmbed,
-                                    resample_abs_pos_embed)
+from vitbench.models.layers import (Attention, AttentionPoolLatent, Block, DiffAttention, ParallelScalingBlock,
+                                    PatchEmbed, resample_abs_pos_embed)
 
 __all__ = ["VisionTransformer", "checkpoint_filter_fn", "ARCHS"]
 
 # "res_post": timm's ResPostBlock, x + norm(f(x)) (its init_values only initialises the norm scales,
 # so it carries no layer-scale parameters)
 BLOCKS = {"block": Block, "parallel": ParallelScalingBlock, "res_post": partial(Block, post_norm=True)}
+# attn_layer -> the attention every block uses (timm's names)
+ATTN_LAYERS = {"attn": Attention, "diff": DiffAttention}
 # pos_resample mode -> (interpolation, antialias) for resample_abs_pos_embed
 POS_RESAMPLE = {"bicubic": ("bicubic", True), "bilinear": ("bilinear", False)}
 
@@ -50,6 +60,10 @@ class VisionTransformer(ViTBase):
     pos_resample: how `checkpoint_filter_fn` resizes a position table trained on another grid:
         'bicubic' (antialiased; timm's default) or 'bilinear' (no antialias; timm's choice for the
         big_vision FlexiViT weights).
+    attn_layer: 'attn' (softmax attention) or 'diff' (differential attention; block i gets
+        depth_index=i, which sets its lambda_init).
+    scale_attn_norm / scale_mlp_norm: sub-LNs inside the block, before the attention's output
+        projection (`attn.norm`) and after the MLP's activation (`mlp.norm`), as BEiT-3.
     """
 
     def __init__(self, img_size: int = 224, patch_size: int = 16, num_classes: int = 1000,
@@ -57,7 +71,8 @@ class VisionTransformer(ViTBase):
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, init_values: float | None = None,
                  class_token: bool = True, reg_tokens: int = 0, no_embed_class: bool = False,
                  fc_norm: bool | None = None, norm_eps: float = 1e-6, block_fn: str = "block",
-                 pre_norm: bool = False, pos_resample: str = "bicubic", patch_embed: nn.Module | None = None):
+                 pre_norm: bool = False, pos_resample: str = "bicubic", patch_embed: nn.Module | None = None,
+                 attn_layer: str = "attn", scale_attn_norm: bool = False, scale_mlp_norm: bool = False):
         super().__init__()
         if global_pool not in ("token", "avg", "map"):
             raise ValueError(f"global_pool={global_pool!r}: expected 'token', 'avg' or 'map'")
@@ -67,6 +82,8 @@ class VisionTransformer(ViTBase):
             raise ValueError(f"block_fn={block_fn!r}: expected one of {', '.join(BLOCKS)}")
         if pos_resample not in POS_RESAMPLE:
             raise ValueError(f"pos_resample={pos_resample!r}: expected one of {', '.join(POS_RESAMPLE)}")
+        if attn_layer not in ATTN_LAYERS:
+            raise ValueError(f"attn_layer={attn_layer!r}: expected one of {', '.join(ATTN_LAYERS)}")
         use_fc_norm = global_pool == "avg" if fc_norm is None else fc_norm
         norm_layer = partial(nn.LayerNorm, eps=norm_eps)
 
@@ -88,9 +105,12 @@ class VisionTransformer(ViTBase):
         self.pos_embed = nn.Parameter(torch.randn(1, embed_len, embed_dim) * 0.02)
         self.norm_pre = norm_layer(embed_dim) if pre_norm else nn.Identity()
 
-        block = BLOCKS[block_fn]
+        block, attn = BLOCKS[block_fn], ATTN_LAYERS[attn_layer]
         self.blocks = nn.Sequential(*[
-            block(embed_dim, num_heads, mlp_ratio, qkv_bias, init_values, norm_layer) for _ in range(depth)])
+            block(embed_dim, num_heads, mlp_ratio, qkv_bias, init_values, norm_layer, attn_layer=attn,
+                  attn_kwargs=dict(depth_index=i) if attn is DiffAttention else None,
+                  scale_attn_norm=scale_attn_norm, scale_mlp_norm=scale_mlp_norm)
+            for i in range(depth)])
         self.norm = norm_layer(embed_dim) if not use_fc_norm else nn.Identity()
         self.attn_pool = AttentionPoolLatent(embed_dim, num_heads, mlp_ratio, norm_layer=norm_layer) \
             if global_pool == "map" else None
@@ -123,9 +143,58 @@ class VisionTransformer(ViTBase):
 
 # --------------------------------------------------------------------------------- checkpoint filter
 
+# BEiT-3's original release (github.com/microsoft/unilm/tree/master/beit3, torchscale's multiway
+# encoder) -> timm's keys; applied in order, after the `beit3.` prefix is dropped
+_BEIT3_KEYS = (
+    ("vision_embed.cls_token", "cls_token"),
+    ("vision_embed.", "patch_embed."),
+    ("encoder.embed_positions.", "pos_embed."),
+    ("encoder.layers.", "blocks."),
+    ("self_attn_layer_norm.", "norm1."),
+    ("final_layer_norm.", "norm2."),
+    ("self_attn.", "attn."),
+    ("inner_attn_ln.", "norm."),
+    ("out_proj.", "proj."),
+    ("ffn_layernorm.", "norm."),
+    ("ffn.", "mlp."),
+    (".A.", "."),
+)
+# torchscale's position table starts with 2 rows it never uses (fairseq's padding offset)
+_BEIT3_POS_OFFSET = 2
+
+
+def _from_beit3_release(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An original BEiT-3 classifier state dict in timm's layout: the vision expert ('A') of every
+    multiway module is kept, the language expert ('B'), text embedding and mask token dropped; the
+    separate q/k/v projections become one `qkv`; the position table loses its 2 offset rows."""
+    out, qkv = {}, {}
+    for k, v in state_dict.items():
+        if ".B." in k or k in ("beit3.text_embed.weight", "beit3.vision_embed.mask_token"):
+            continue
+        k = k.removeprefix("beit3.")
+        for old, new in _BEIT3_KEYS:
+            k = k.replace(old, new)
+        if k == "pos_embed.weight":
+            out["pos_embed"] = v[_BEIT3_POS_OFFSET:].unsqueeze(0)          # (1, 1 + H*W, C)
+        elif ".attn." in k and k.split(".")[-2] in ("q_proj", "k_proj", "v_proj"):
+            block, proj, kind = k.rsplit(".", 2)
+            qkv.setdefault((block, kind), {})[proj[0]] = v
+        else:
+            out[k] = v
+    for (block, kind), parts in qkv.items():
+        if set(parts) != {"q", "k", "v"}:
+            raise ValueError(f"BEiT-3 checkpoint: {block} has {kind}s for {sorted(parts)} of q/k/v only")
+        out[f"{block}.qkv.{kind}"] = torch.cat([parts["q"], parts["k"], parts["v"]])
+    return out
+
+
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VisionTransformer) -> dict[str, torch.Tensor]:
     """A timm ViT state dict made loadable into `model`: `pos_embed` is resampled to the model's patch
-    grid (by the model's `pos_resample` mode) when the checkpoint was trained at another resolution."""
+    grid (by the model's `pos_resample` mode) when the checkpoint was trained at another resolution.
+    An original BEiT-3 release (`beit3.` keys) is first mapped to timm's layout; timm's own BEiT-3
+    (and every other) Hub weights need no remapping."""
+    if any(k.startswith("beit3.") for k in state_dict):
+        state_dict = _from_beit3_release(state_dict)
     interpolation, antialias = POS_RESAMPLE[getattr(model, "pos_resample", "bicubic")]
     out = {}
     for k, v in state_dict.items():
@@ -142,6 +211,8 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VisionTrans
 
 # SBB recipe: no class token, registers, GAP + fc_norm, LayerScale, positions for patches only.
 _SBB = dict(class_token=False, no_embed_class=True, global_pool="avg", init_values=1e-5)
+# BEiT-3's image encoder: sub-LNs in attention and MLP, class token kept, mean pool + fc_norm, eps 1e-5.
+_BEIT3 = dict(global_pool="avg", scale_attn_norm=True, scale_mlp_norm=True, norm_eps=1e-5)
 # CLIP image towers: a norm before the blocks, a bias-free patch embedding, LayerNorm eps 1e-5.
 _CLIP = dict(pre_norm=True, norm_eps=1e-5)
 # timm's GAP ViT-M: no class token, bias-free qkv, LayerScale, the final norm before the mean.
@@ -160,6 +231,11 @@ ARCHS: dict[str, ArchSpec] = {
     "vit_large_patch16_384": ArchSpec("large", 16, 384),
     "vit_wee_patch16_reg1_gap_256": ArchSpec("wee", 16, 256, dict(_SBB, reg_tokens=1)),
     "vit_pwee_patch16_reg1_gap_256": ArchSpec("pwee", 16, 256, dict(_SBB, reg_tokens=1, block_fn="parallel")),
+    # differential attention (the d- sizes): plain, parallel (fused output projection) blocks
+    "vit_dwee_patch16_reg1_gap_256": ArchSpec("wee", 16, 256, dict(_SBB, reg_tokens=1, attn_layer="diff")),
+    "vit_dpwee_patch16_reg1_gap_256": ArchSpec("pwee", 16, 256, dict(
+        _SBB, reg_tokens=1, block_fn="parallel", attn_layer="diff")),
+    "vit_dlittle_patch16_reg1_gap_256": ArchSpec("little", 16, 256, dict(_SBB, reg_tokens=1, attn_layer="diff")),
     "vit_little_patch16_reg1_gap_256": ArchSpec("little", 16, 256, dict(_SBB, reg_tokens=1)),
     "vit_little_patch16_reg4_gap_256": ArchSpec("little", 16, 256, dict(_SBB, reg_tokens=4)),
     "vit_medium_patch16_reg1_gap_256": ArchSpec("medium", 16, 256, dict(_SBB, reg_tokens=1)),
@@ -214,6 +290,9 @@ ARCHS: dict[str, ArchSpec] = {
     "vit_so400m_patch14_siglip_378": ArchSpec("so400m", 14, 378, dict(_SIGLIP, global_pool="map")),
     "vit_so400m_patch14_siglip_gap_378": ArchSpec("so400m", 14, 378, dict(
         _SIGLIP, global_pool="avg", fc_norm=False)),
+    # -- BEiT-3 B/16 and L/16 (the vision branch of the multiway transformer)
+    "beit3_base_patch16_224": ArchSpec("base", 16, 224, _BEIT3),
+    "beit3_large_patch16_224": ArchSpec("large", 16, 224, _BEIT3),
 }
 
 FAMILY = register_family(Family("vision_transformer", VisionTransformer, checkpoint_filter_fn, ARCHS))
