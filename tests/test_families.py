@@ -34,6 +34,10 @@ def test_families_group_model_families():
     assert get_checkpoint("google/vit-hybrid-base-bit-384").family == "vit_hybrid_hf"
     sbb = [n for n in list_models() if get_checkpoint(n).family == "sbb"]
     assert all(".sbb" in n for n in sbb) and len(sbb) == 19
+    # the differential-attention SBB ViTs are a family of their own; BEiT-3 is not BEiT's
+    diff = [n for n in list_models() if get_checkpoint(n).family == "sbb_diff"]
+    assert sorted(diff) == sorted(list_models("vit_d*_patch16_reg1_gap_256.*")) and len(diff) == 5
+    assert {get_checkpoint(n).family for n in list_models("beit3_*")} == {"beit3"}
 
 
 def test_size_words_come_from_the_models():
