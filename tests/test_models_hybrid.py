@@ -132,10 +132,11 @@ def test_hf_state_dict_matches_transformers_logits_and_honours_eps(hf_config, hf
     assert {m.eps for m in model.modules() if isinstance(m, torch.nn.LayerNorm)} == {1e-12}
     diff = (model(X) - _hf_logits()).abs().max().item()
     assert diff <= TOL
-    # timm's 1e-6 instead of the config's 1e-12 moves the logits measurably (about 2e-5 with the
-    # golden weights), an order of magnitude more than the reference is away from our 1e-12 model
+    # timm's 1e-6 instead of the config's 1e-12 moves the logits measurably (about 2.4e-5 with the
+    # golden weights), several times more than the reference is away from our 1e-12 model (0.4e-6 to
+    # 2.8e-6: the float32 reduction order varies with the CPU's thread scheduling)
     diff_timm_eps = (_hf_model(hf_config, hf_state_dict, norm_eps=1e-6)(X) - _hf_logits()).abs().max().item()
-    assert diff_timm_eps > 1e-5 and diff_timm_eps > 10 * diff
+    assert diff_timm_eps > 1e-5 and diff_timm_eps > 4 * diff
 
 
 def test_hf_filter_rejects_unknown_keys(hf_state_dict):
