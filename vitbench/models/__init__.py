@@ -16,6 +16,7 @@ from vitbench.models import (  # noqa: E402,F401
     beit,
     deit,
     eva,
+    naflexvit,
     vision_transformer,
     vision_transformer_hybrid,
     vision_transformer_relpos,
