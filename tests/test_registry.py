@@ -1,3 +1,4 @@
+import functools
 import json
 
 import pytest
@@ -99,6 +100,7 @@ def test_catalog_input_size_must_match_the_architecture():
 
 # ---------------------------------------------------------------------------- datasets from the tag
 
+@functools.cache
 def _tokens() -> dict:
     from vitbench.registry import _load_catalog
 

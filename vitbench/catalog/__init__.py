@@ -69,8 +69,10 @@ def published_top1(dataset: str, checkpoint: str) -> float | None:
     return float(table.loc[checkpoint, "top1"]) if checkpoint in table.index else None
 
 
+@functools.cache
 def published_benchmarks() -> dict[str, "object"]:
-    """timm's published benchmark CSVs by file stem, each a DataFrame indexed by architecture."""
+    """timm's published benchmark CSVs by file stem, each a DataFrame indexed by architecture (read
+    once; callers must not modify them)."""
     import pandas as pd
 
     out = {}
