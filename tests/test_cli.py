@@ -96,7 +96,7 @@ def test_real_tiny_checkpoint_end_to_end(no_hub, cheap_bench, tmp_path, capsys):
           file=sys.stderr)
 
 
-def test_bare_machine_main_job(no_hub, cheap_bench, tmp_path, capsys):
+def test_bare_machine_main_job(no_hub, cheap_bench, tmp_path, capsys, monkeypatch):
     """No data, no weights, no network: stats and throughput for every checkpoint, each accuracy job
     recorded as not run with the reason, benchmark CSV and cards written, exit status 0."""
     res, rep = tmp_path / "results", tmp_path / "reports"
@@ -117,6 +117,13 @@ def test_bare_machine_main_job(no_hub, cheap_bench, tmp_path, capsys):
     # a rerun retries the not-run jobs (they stay not run) and changes no file: no record, CSV, card
     # or plot is rewritten, so a results folder under git stays clean
     before = _files(tmp_path)
+    assert cli.main(argv) == 0
+    assert "not run: 8" in capsys.readouterr().out
+    assert _files(tmp_path) == before
+    # nor does committing the results (a new commit, so another git sha in the provenance)
+    import vitbench.records as records
+
+    monkeypatch.setattr(records, "_git_sha", lambda: "0" * 40)
     assert cli.main(argv) == 0
     assert "not run: 8" in capsys.readouterr().out
     assert _files(tmp_path) == before

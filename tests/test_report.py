@@ -324,3 +324,13 @@ def test_crowded_plot_numbers_points_with_a_key(tmp_path):
     assert (width, height) == tuple(int(v * plots.DPI) for v in plots.FIGSIZE_KEYED)
     few = plots.scatter(tmp_path / "few.png", pts[:3], title="t", xlabel="x", ylabel="y")
     assert struct.unpack(">II", few.read_bytes()[16:24]) == tuple(int(v * plots.DPI) for v in plots.FIGSIZE)
+
+
+def test_checkpoints_text_stays_short_at_the_zoo_size():
+    from vitbench.report import checkpoints_text
+
+    names = list_models()
+    assert checkpoints_text(names) == f"all {len(names)} registered checkpoints"
+    assert checkpoints_text(names[1:]) == f"all {len(names)} registered checkpoints but {names[0]}"
+    assert checkpoints_text(names[:3]) == ", ".join(names[:3])
+    assert checkpoints_text(names[:20]).endswith(", and 12 more (their cards say which)")

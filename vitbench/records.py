@@ -220,12 +220,15 @@ def write_record(path: Path, record) -> Path:
 
 
 def same_but_when(a, b) -> bool:
-    """Whether two records say the same thing, apart from when they were written
-    (provenance.created_at): a rerun that finds nothing new must not rewrite the record."""
+    """Whether two records say the same thing, apart from when and at which commit they were written
+    (provenance.created_at, provenance.git_sha): a rerun that finds nothing new must not rewrite the
+    record. The commit is left out because committing a run's records moves it: otherwise every
+    rerun after that commit would rewrite every not-run record of the run it just committed."""
     def strip(rec) -> dict:
         d = asdict(rec)
         if d.get("provenance"):
             d["provenance"].pop("created_at", None)
+            d["provenance"].pop("git_sha", None)
         return d
 
     return type(a) is type(b) and strip(a) == strip(b)

@@ -500,8 +500,12 @@ def unmeasured_groups(recs: Records) -> list[dict]:
 
 def checkpoints_text(names: list[str], most: int = 8) -> str:
     """A list of checkpoints short enough for one table cell."""
-    if len(names) == len(list_models()) and set(names) == set(list_models()):
+    registered = list_models()
+    if len(names) == len(registered) and set(names) == set(registered):
         return f"all {len(names)} registered checkpoints"
+    missing = [n for n in registered if n not in set(names)]
+    if len(names) > most and len(missing) <= 3 and set(names) <= set(registered):
+        return f"all {len(registered)} registered checkpoints but {', '.join(missing)}"
     if len(names) <= most:
         return ", ".join(names)
     return ", ".join(names[:most]) + f", and {len(names) - most} more (their cards say which)"
