@@ -171,3 +171,16 @@ def test_write_benchmark_csvs(results_dir):
     head = paths[1].read_text().splitlines()
     assert head[0].startswith(TIMM_BENCH + ",gmacs_no_attn")
     assert len(head) == 3
+
+
+def test_atomic_write_gives_the_permissions_open_would(tmp_path):
+    """Records and reports are as readable as any file the user writes (mkstemp alone makes 0600)."""
+    import os
+
+    from vitbench.records import _UMASK, atomic_write_text
+
+    atomic_write_text(tmp_path / "a.json", "{}\n")
+    with open(tmp_path / "b.json", "w") as f:
+        f.write("{}\n")
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == (tmp_path / "b.json").stat().st_mode & 0o777
+    assert _UMASK == os.umask(_UMASK)       # the umask read at import is the process's

@@ -191,6 +191,15 @@ def bench_path(results_dir: Path, checkpoint: str, precision: str, device: str) 
 
 # ---------------------------------------------------------------------------- io
 
+def _read_umask() -> int:
+    mask = os.umask(0)          # reading the umask means setting it: put it back at once (at import)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never a part. A file
     that already holds exactly `data` is left untouched (a rerun changes no mtime, rewrites nothing)."""
@@ -204,6 +213,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)        # mkstemp's 0600 -> what open() would have given
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
