@@ -46,6 +46,11 @@ _FAMILY_LABEL = {
 
 # ---------------------------------------------------------------------------- cells and tables
 
+
+def rate_text(v: float) -> str:
+    """images/s with one decimal, or two significant digits below 1 (a giant on a CPU: 0.033, not 0.0)."""
+    return f"{v:.1f}" if v >= 1 else f"{v:.2g}"
+
 def md_inline(text: str) -> Markup:
     """One markdown table cell (links, bold, code; `\\|` escapes) as HTML."""
     return Markup(_MD.renderInline(str(text)))
@@ -176,7 +181,7 @@ def overview_table(recs, names: list[str] | None = None) -> dict:
                  cell(f"{pub:.3f}" if pub is not None else "", sort=pub if pub is not None else math.nan)]
         for dev, prec in groups:
             v = speed.get((name, dev, prec))
-            cells.append(cell(f"{v:.1f}" if v is not None else "not measured", sort=v if v is not None else math.nan))
+            cells.append(cell(rate_text(v) if v is not None else "not measured", sort=v if v is not None else math.nan))
         key = (-(top1 if top1 is not None else -1), -(pub if pub is not None else -1), name)
         rows.append((key, {"cells": cells, "search": f["search"], "gmacs": _num(gmacs), "cls": ""}))
     head = header(("model", False), ("family", False), ("pretraining data", False), ("img size", True),
