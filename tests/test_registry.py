@@ -12,9 +12,13 @@ REFERENCE = json.loads((FIXTURES / "reference" / "checkpoints.json").read_text()
 HF_HYBRID = "google/vit-hybrid-base-bit-384"
 
 
-def test_registry_holds_only_reference_checkpoints_plus_hf_hybrid():
+def test_registry_holds_the_whole_zoo_plus_hf_hybrid():
+    """Every one of timm's 178 ViT-family ImageNet-1k classifiers, under its own name, and the
+    transformers-format hybrid: nothing missing, nothing else."""
     assert HF_HYBRID in list_models()
-    assert set(list_models()) - {HF_HYBRID} <= set(REFERENCE)
+    missing, extra = set(REFERENCE) - set(list_models()), set(list_models()) - {HF_HYBRID} - set(REFERENCE)
+    assert not missing and not extra, f"missing {sorted(missing)}, not in the reference {sorted(extra)}"
+    assert len(REFERENCE) == 178 and len(list_models()) == 179
 
 
 def test_packaged_pretrained_configs_are_the_reference():
