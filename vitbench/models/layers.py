@@ -96,9 +96,11 @@ class DiffCore:
         lam2 = torch.exp((self.lambda_q2.float() * self.lambda_k2.float()).sum())
         return lam1 - lam2 + self.lambda_init
 
-    def diff_attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+    def diff_attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rope: Rope | None = None,
                     attn_bias: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, nh, N, hd) q, k, v -> (B, nh, N, hd)."""
+        """(B, nh, N, hd) q, k, v -> (B, nh, N, hd). Takes no rotary embedding (rope must be None)."""
+        if rope is not None:
+            raise ValueError("differential attention takes no rotary embedding (rope must be None)")
         maps = []
         for qj, kj in zip(q.chunk(2, dim=-1), k.chunk(2, dim=-1)):          # each (B, nh, N, hd/2)
             scores = (qj * qj.shape[-1] ** -0.5) @ kj.transpose(-2, -1)       # (B, nh, N, N)
@@ -188,9 +190,7 @@ class DiffAttention(DiffCore, Attention):
         self.init_diff(self.head_dim, depth_index)
 
     def core(self, q, k, v, rope, attn_bias):
-        if rope is not None:
-            raise ValueError("DiffAttention takes no rotary embedding (rope must be None)")
-        return self.diff_attend(q, k, v, attn_bias)
+        return self.diff_attend(q, k, v, rope, attn_bias)
 
 
 # ------------------------------------------------------------------------------------------------ mlp
@@ -351,9 +351,7 @@ class ParallelScalingBlock(DiffCore, nn.Module):
         if not self.differential:
             a = merge_heads(attend(q, k, v, rope))                                  # (B, N, C)
             return x + self.ls(self.attn_out_proj(a) + self.mlp_out_proj(self.mlp_act(h)))
-        if rope is not None:
-            raise ValueError("differential attention takes no rotary embedding (rope must be None)")
-        a = merge_heads(self.diff_attend(q, k, v))                                  # (B, N, C)
+        a = merge_heads(self.diff_attend(q, k, v, rope))                            # (B, N, C)
         return x + self.ls(self.out_proj(torch.cat([a, self.mlp_act(h)], dim=-1)))
 
 
