@@ -23,7 +23,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vitbench.bench import BenchConfig, build_model, time_model  # noqa: E402
-from vitbench.registry import get_checkpoint, list_models  # noqa: E402
+from vitbench.catalog.registry import get_checkpoint, list_models  # noqa: E402
 from vitbench.stats import count_stats  # noqa: E402
 
 DEFAULT_ARCHS = ("vit_tiny_patch16_224", "vit_small_patch16_224", "vit_medium_patch16_rope_reg1_gap_256",

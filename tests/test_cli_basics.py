@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from vitbench.cli import UsageError, _data_overrides, _select, main
-from vitbench.registry import list_models
+from vitbench.catalog.registry import list_models
 
 
 def test_list_prints_every_checkpoint(capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import vitbench
-from vitbench.registry import _load_catalog, get_checkpoint, get_family, list_families, list_models, parse_catalog
+from vitbench.catalog.registry import _load_catalog, get_checkpoint, get_family, list_families, list_models, parse_catalog
 from vitbench.report import card_view, related, size_word
 
 

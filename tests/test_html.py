@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from vitbench.records import eval_path, read_record, safe_name, write_record
-from vitbench.registry import list_models
+from vitbench.catalog.registry import list_models
 from vitbench.report import render_reports
 
 FIXTURES = Path(__file__).parent / "fixtures"

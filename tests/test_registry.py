@@ -4,7 +4,7 @@ import json
 import pytest
 
 import vitbench
-from vitbench.registry import UnknownModelError, get_checkpoint, list_models
+from vitbench.catalog.registry import UnknownModelError, get_checkpoint, list_models
 
 from conftest import FIXTURES
 
@@ -22,7 +22,7 @@ def test_registry_holds_the_whole_zoo_plus_hf_hybrid():
 
 
 def test_packaged_pretrained_configs_are_the_reference():
-    from vitbench.registry import PRETRAINED_FIELDS, timm_pretrained
+    from vitbench.catalog.registry import PRETRAINED_FIELDS, timm_pretrained
 
     packaged = timm_pretrained()
     assert packaged.keys() == REFERENCE.keys()
@@ -106,7 +106,7 @@ def test_catalog_input_size_must_match_the_architecture():
 
 @functools.cache
 def _tokens() -> dict:
-    from vitbench.registry import _load_catalog
+    from vitbench.catalog.registry import _load_catalog
 
     return _load_catalog()["tag_tokens"]
 
@@ -115,7 +115,7 @@ def _tokens() -> dict:
 def test_every_registered_tag_parses_with_known_tokens(name):
     """Every token of every registered tag is in the catalog's `tag_tokens` (an unknown one is a
     catalog error), and the card's datasets are the tag's."""
-    from vitbench.registry import parse_tag
+    from vitbench.catalog.registry import parse_tag
 
     cfg = get_checkpoint(name)
     data = parse_tag(cfg.tag or "in21k_ft_in1k", _tokens())
@@ -129,7 +129,7 @@ def test_every_registered_tag_parses_with_known_tokens(name):
 
 def test_every_zoo_tag_parses():
     """Every tag of timm's zoo (registered or not yet) reads with the token table."""
-    from vitbench.registry import parse_tag, timm_pretrained
+    from vitbench.catalog.registry import parse_tag, timm_pretrained
 
     for name, ref in timm_pretrained().items():
         parse_tag(ref["tag"], _tokens(), name)
@@ -150,7 +150,7 @@ def test_every_zoo_tag_parses():
     ("sam_in1k", None, ()),                             # SAM is the optimizer, not data
 ])
 def test_parse_tag(tag, pretrain, fine_tune):
-    from vitbench.registry import parse_tag
+    from vitbench.catalog.registry import parse_tag
 
     data = parse_tag(tag, _tokens())
     assert (data.pretrain_dataset, data.fine_tune_datasets, data.dataset) == (pretrain, fine_tune, "ImageNet-1k")
@@ -159,7 +159,7 @@ def test_parse_tag(tag, pretrain, fine_tune):
 def test_tag_errors_name_the_token_and_the_fix():
     import copy
 
-    from vitbench.registry import _load_catalog, parse_catalog, parse_tag
+    from vitbench.catalog.registry import _load_catalog, parse_catalog, parse_tag
 
     with pytest.raises(ValueError, match=r"unknown tokens \['in5k'\].*tag_tokens"):
         parse_tag("augreg_in5k_ft_in1k", _tokens(), "checkpoint 'x'")

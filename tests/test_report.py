@@ -16,7 +16,7 @@ import jinja2
 import pytest
 
 from vitbench.records import safe_name
-from vitbench.registry import get_checkpoint, list_models
+from vitbench.catalog.registry import get_checkpoint, list_models
 from vitbench.report import arch_shapes, render_reports, table
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -12,7 +12,7 @@ The public API mirrors timm's:
 __version__ = "0.1.0"
 
 from vitbench.data.config import DataConfig, resolve_data_config  # noqa: E402
-from vitbench.registry import UnknownModelError, get_checkpoint, list_models  # noqa: E402
+from vitbench.catalog.registry import UnknownModelError, get_checkpoint, list_models  # noqa: E402
 
 _LAZY = {
     "create_model": "vitbench.models",

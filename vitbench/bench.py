@@ -241,7 +241,7 @@ def build_model(name: str, cfg: BenchConfig) -> torch.nn.Module:
 def benchmark_checkpoint(name: str, cfg: BenchConfig):
     """Benchmark registered checkpoint `name` (random-init weights) and return its BenchRecord."""
     from vitbench.records import BenchRecord, provenance
-    from vitbench.registry import get_checkpoint
+    from vitbench.catalog.registry import get_checkpoint
 
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {cfg.precision!r}; choose from {', '.join(PRECISIONS)}")

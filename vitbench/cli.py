@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vitbench.data.specs import DATASETS, selectable_datasets
 from vitbench.precision import PRECISIONS
-from vitbench.registry import UnknownModelError, get_checkpoint, list_models
+from vitbench.catalog.registry import UnknownModelError, get_checkpoint, list_models
 
 
 DEFAULT_RESULTS, DEFAULT_REPORTS = Path("results"), Path("reports")

@@ -31,7 +31,7 @@ from vitbench.records import (
     load_records,
     safe_name,
 )
-from vitbench.registry import CheckpointCfg, FamilyCfg, get_checkpoint, get_family, is_registered, list_models
+from vitbench.catalog.registry import CheckpointCfg, FamilyCfg, get_checkpoint, get_family, is_registered, list_models
 from vitbench.results import results_frame
 from vitbench.significance import mcnemar
 
@@ -523,7 +523,7 @@ def unmeasured_view(recs: Records) -> dict | None:
 
 def _by_family(names: list[str]) -> list[tuple[FamilyCfg, list[str]]]:
     """The checkpoints grouped by catalog family, families in catalog order, names in the given order."""
-    from vitbench.registry import list_families
+    from vitbench.catalog.registry import list_families
 
     groups: dict[str, list[str]] = {}
     for name in names:

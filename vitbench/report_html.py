@@ -26,7 +26,7 @@ from markupsafe import Markup, escape
 from vitbench.catalog import published_top1
 from vitbench.data.specs import DATASETS
 from vitbench.records import atomic_write_text, safe_name
-from vitbench.registry import CheckpointCfg, get_checkpoint, get_family, is_registered, list_models
+from vitbench.catalog.registry import CheckpointCfg, get_checkpoint, get_family, is_registered, list_models
 
 NOT_MEASURED = "not measured"
 _MD = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")

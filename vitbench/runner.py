@@ -239,7 +239,7 @@ def _write_unless_ok(job: Job, rec: EvalRecord, cfg: RunConfig) -> None:
 
 
 def _base_record(job: Job, cfg: RunConfig, **kw) -> EvalRecord:
-    from vitbench.registry import get_checkpoint, is_registered
+    from vitbench.catalog.registry import get_checkpoint, is_registered
 
     ck = get_checkpoint(job.checkpoint) if is_registered(job.checkpoint) else None
     return EvalRecord(
@@ -278,7 +278,7 @@ def _bench(name: str, cfg: RunConfig, summary: Summary) -> None:
     path = records.bench_path(cfg.results_dir, name, cfg.precision, cfg.device_type)
     if bench.measured_here(path, cfg.device) and not cfg.force:
         return
-    from vitbench.registry import get_checkpoint
+    from vitbench.catalog.registry import get_checkpoint
 
     ckpt = get_checkpoint(name)
     key = (ckpt.architecture, ckpt.img_size)

@@ -269,7 +269,7 @@ def count_stats(model_or_name) -> Stats:
     """
     if isinstance(model_or_name, nn.Module):
         return count_model(model_or_name)
-    from vitbench.registry import get_checkpoint, is_registered
+    from vitbench.catalog.registry import get_checkpoint, is_registered
 
     name = str(model_or_name)
     if is_registered(name):
@@ -299,7 +299,7 @@ def is_current(path: Path) -> bool:
 def stats_record(name: str):
     """The StatsRecord of registered checkpoint `name`."""
     from vitbench.records import StatsRecord, provenance
-    from vitbench.registry import get_checkpoint
+    from vitbench.catalog.registry import get_checkpoint
 
     cfg = get_checkpoint(name)
     s = count_stats(name)

@@ -125,7 +125,7 @@ def hf_cache_dir() -> Path:
 
 def _checkpoint_source(name: str) -> tuple[str | None, str]:
     """(hf_hub_id, weights_format) of a registered checkpoint; (None, 'timm') for a bare architecture."""
-    from vitbench.registry import get_checkpoint, is_registered
+    from vitbench.catalog.registry import get_checkpoint, is_registered
 
     if not is_registered(name):
         return None, "timm"

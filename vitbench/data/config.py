@@ -63,7 +63,7 @@ class DataConfig:
 def resolve_data_config(name_or_model) -> DataConfig:
     """The eval DataConfig of a registered checkpoint name, a transformers folder, or a model
     returned by `create_model` (which carries `data_config`)."""
-    from vitbench.registry import get_checkpoint
+    from vitbench.catalog.registry import get_checkpoint
 
     if isinstance(name_or_model, DataConfig):
         return name_or_model

@@ -23,7 +23,7 @@ from vitbench.models import (  # noqa: E402,F401
 )
 from vitbench.models._builder import build_model
 from vitbench.models._registry import get_builder, list_architectures, register_model
-from vitbench.registry import get_checkpoint, is_registered
+from vitbench.catalog.registry import get_checkpoint, is_registered
 
 
 def create_model(name: str, pretrained: bool = False, weights: str | Path | None = None,

@@ -23,7 +23,7 @@ def list_architectures() -> list[str]:
 
 
 def get_builder(name: str) -> Callable[..., nn.Module]:
-    from vitbench.registry import UnknownModelError, suggest
+    from vitbench.catalog.registry import UnknownModelError, suggest
 
     try:
         return _ARCHITECTURES[name]
