@@ -51,6 +51,30 @@ def test_size_words_come_from_the_models():
     assert rel == [n for n in list_models() if n in rel]             # catalog order
 
 
+
+def test_model_families_are_one_registry_with_titles():
+    """Every architecture has one ModelFamily, and each family has the title reports show."""
+    from vitbench.models import list_architectures, model_family
+
+    families = {model_family(a).name: model_family(a) for a in list_architectures()}
+    assert {n: f.title for n, f in families.items()} == {
+        "vision_transformer": "ViT", "deit": "DeiT", "beit": "BEiT", "eva": "EVA / RoPE ViT",
+        "vision_transformer_relpos": "ViT (relative position)",
+        "vision_transformer_hybrid": "ViT hybrid (ResNetV2 backbone)", "naflexvit": "NaFlexViT"}
+    assert all(a in model_family(a).archs for a in list_architectures())
+    with pytest.raises(vitbench.UnknownModelError, match="Did you mean: vit_base_patch16_224"):
+        model_family("vit_bse_patch16_224")
+
+
+def test_token_shapes_and_size_words_come_from_the_models():
+    from vitbench.models import architecture_size, token_shapes
+
+    shapes = token_shapes("vit_base_patch16_224.augreg2_in21k_ft_in1k")
+    assert (shapes.width, shapes.patch, shapes.grid, shapes.prefix, shapes.tokens) == (768, 16, 14, 1, 197)
+    reg = token_shapes("vit_betwixt_patch16_reg4_gap_256.sbb_in12k_ft_in1k")
+    assert (reg.width, reg.grid, reg.prefix, reg.tokens) == (640, 16, 4, 260)      # 4 registers, no class token
+    assert architecture_size("vit_betwixt_patch16_reg4_gap_256") == "betwixt"
+
 def test_size_table_and_card_text_are_catalog_data():
     from vitbench.report import Records
 

@@ -15,7 +15,7 @@ from golden_utils import (golden_input, golden_state_dict, golden_state_dict_fro
 from vitbench.models import create_model
 from vitbench.models.resnetv2 import ResNetV2, StdConv2dSame, Stem, create_backbone, pad_same
 from vitbench.models.vision_transformer import VisionTransformer
-from vitbench.models._registry import get_builder
+from vitbench.models import get_builder
 from vitbench.models.vision_transformer_hybrid import HybridEmbed, checkpoint_filter_fn, hf_config_to_kwargs
 
 TOL = 1e-4

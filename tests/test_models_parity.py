@@ -19,7 +19,7 @@ import torch
 from conftest import GOLDEN
 from golden_utils import golden_input, golden_state_dict, timm_manifest, timm_outputs
 from vitbench.models import list_architectures
-from vitbench.models._registry import get_builder
+from vitbench.models import get_builder
 
 TOL = 1e-4
 GOLDEN_INDEX = json.loads((GOLDEN / "timm" / "index.json").read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.models._registry import get_builder
+from vitbench.models import get_builder
 from vitbench.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 
 

@@ -2,11 +2,18 @@
 
 `create_model` builds the architecture of a registered checkpoint (or a bare architecture name),
 attaches the checkpoint's config and data config, and loads weights when asked.
+
+    model_family(architecture) -> ModelFamily   name, title, make, checkpoint_filter_fn, archs
+    architecture_size(architecture) -> str      the size word of its ArchSpec (tiny, betwixt, ...)
+    token_shapes(name) -> Shapes                width, patch, grid, prefix (and tokens) of its model
 """
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 
 from vitbench.data.config import DataConfig
@@ -21,8 +28,17 @@ from vitbench.models import (  # noqa: E402,F401
     vision_transformer_hybrid,
     vision_transformer_relpos,
 )
-from vitbench.models._builder import build_model
-from vitbench.models._registry import get_builder, list_architectures, register_model
+from vitbench.models._builder import (
+    SIZES,
+    ArchSpec,
+    ModelFamily,
+    architecture_size,
+    build_model,
+    get_builder,
+    list_architectures,
+    model_family,
+    register_family,
+)
 from vitbench.catalog.registry import get_checkpoint, is_registered
 
 
@@ -46,7 +62,7 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
     if resolved is not None:
         return _create_from_transformers(name, cfg, resolved, num_classes, **kwargs)
     arch = cfg.architecture if cfg else name
-    get_builder(arch)                     # an unknown name: UnknownModelError with suggestions
+    model_family(arch)                    # an unknown name: UnknownModelError with suggestions
     if num_classes is None and cfg is not None:
         num_classes = cfg.num_classes
     if cfg is not None and cfg.weights_format == "transformers":
@@ -111,4 +127,32 @@ def _create_from_transformers(name, cfg, resolved, num_classes, **kwargs) -> nn.
     return model
 
 
-__all__ = ["create_model", "build_model", "list_architectures", "register_model"]
+@dataclass(frozen=True)
+class Shapes:
+    """The token and feature shapes of a model: what does not depend on its depth or its weights."""
+    width: int                   # embed_dim
+    patch: int                   # pixels per token side (a hybrid: its backbone's stride times its patch)
+    grid: int                    # patches per side: img_size // patch
+    prefix: int                  # class, distillation and register tokens before the patch tokens
+
+    @property
+    def tokens(self) -> int:
+        return self.prefix + self.grid * self.grid
+
+
+@functools.cache
+def token_shapes(name: str) -> Shapes:
+    """The token shapes of checkpoint or architecture `name`'s model.
+
+    Built on the meta device (no memory, no compute) with one block: the token and feature shapes do
+    not depend on depth, and building every block of every model took seconds per report.
+    """
+    with torch.device("meta"):
+        m = create_model(name, depth=1)
+    return Shapes(m.embed_dim, m.patch_size, m.img_size // m.patch_size, m.num_prefix_tokens)
+
+
+__all__ = [
+    "create_model", "build_model", "get_builder", "list_architectures", "register_family", "model_family",
+    "architecture_size", "token_shapes", "ModelFamily", "ArchSpec", "Shapes", "SIZES",
+]

@@ -1,8 +1,12 @@
-"""Architectures as data, and the one builder every family goes through.
+"""Architectures as data, the one registry of them, and the one builder every family goes through.
 
 - `SIZES`: the one table of model sizes (big_vision's `decode_variant`): width, depth, heads, mlp ratio.
 - `ArchSpec`: one architecture = a size, a patch size, an image size and the family's settings.
-- `register_family(family)`: registers every architecture of a family's table under its name.
+- `ModelFamily`: one family = its name, the title reports show, its constructor, its
+  `checkpoint_filter_fn` and its table of ArchSpecs.
+- `register_family(family)`: registers every architecture of a family's table under its name; the
+  registry maps each architecture to its family and is the only one (`model_family`, `get_builder`,
+  `list_architectures` and `arch_spec` all read it).
 - `build_model(arch, ...)`: the builder (timm's `build_model_with_cfg` in spirit): it resolves the
   spec, constructs the model, binds the family's `checkpoint_filter_fn`, sets the data config and
   checks the catalog's input size against the architecture's.
@@ -17,7 +21,6 @@ from typing import Callable, Mapping, NamedTuple
 import torch
 import torch.nn as nn
 
-from vitbench.models._registry import register_model
 
 
 class Size(NamedTuple):
@@ -71,15 +74,19 @@ class ArchSpec:
 
 
 @dataclass(frozen=True)
-class Family:
-    """A model family: its constructor, its checkpoint filter and its architecture table."""
-    name: str
+class ModelFamily:
+    """A model family (one module of vitbench.models): its constructor, its checkpoint filter and its
+    architecture table. Not the catalog's `FamilyCfg`, which holds a family's prose and papers."""
+    name: str                                          # the module's name: vision_transformer, eva, ...
+    title: str                                         # what a report shows and filters on: 'ViT', 'EVA / RoPE ViT'
     make: Callable[..., nn.Module]                     # (**kwargs) -> model
     checkpoint_filter_fn: Callable[[dict, nn.Module], dict]
     archs: Mapping[str, ArchSpec]
 
 
-_FAMILY_OF: dict[str, Family] = {}
+# The one registry: architecture name -> the family that builds it (filled by register_family as each
+# family module is imported).
+_FAMILIES: dict[str, ModelFamily] = {}
 
 
 def build_model(arch: str, num_classes: int | None = None, cfg=None, **overrides) -> nn.Module:
@@ -96,7 +103,7 @@ def build_model(arch: str, num_classes: int | None = None, cfg=None, **overrides
     """
     from vitbench.data.config import DataConfig
 
-    family = _FAMILY_OF[arch]
+    family = model_family(arch)
     spec = family.archs[arch]
     if cfg is not None and "img_size" not in overrides:
         check_input_size(arch, cfg.input_size, f"checkpoint {cfg.name!r}")
@@ -113,27 +120,57 @@ def build_model(arch: str, num_classes: int | None = None, cfg=None, **overrides
     return model
 
 
-def register_family(family: Family) -> Family:
-    """Register every architecture of `family.archs` under its name (one builder signature for all)."""
+def register_family(family: ModelFamily) -> ModelFamily:
+    """Register every architecture of `family.archs` under its name; an architecture claimed by two
+    families is a ValueError."""
     for arch in family.archs:
-        if arch in _FAMILY_OF and _FAMILY_OF[arch] is not family:
-            raise ValueError(f"architecture {arch!r} is in two families ({_FAMILY_OF[arch].name}, {family.name})")
-        _FAMILY_OF[arch] = family
-        register_model(arch, partial(build_model, arch))
+        if arch in _FAMILIES and _FAMILIES[arch] is not family:
+            raise ValueError(f"architecture {arch!r} is in two families ({_FAMILIES[arch].name}, {family.name})")
+        _FAMILIES[arch] = family
     return family
 
 
-def family_of(arch: str) -> Family:
-    return _FAMILY_OF[arch]
+def model_family(architecture: str) -> ModelFamily:
+    """The family that builds `architecture`.
+
+    Raises:
+        UnknownModelError: `architecture` is not registered (the message suggests close names).
+    """
+    try:
+        return _FAMILIES[architecture]
+    except KeyError:
+        from vitbench.catalog.registry import UnknownModelError, suggest
+
+        raise UnknownModelError(
+            f"Unknown architecture {architecture!r}.{suggest(architecture, _FAMILIES)} "
+            f"Available: {', '.join(sorted(_FAMILIES))}"
+        ) from None
 
 
-def arch_spec(arch: str) -> ArchSpec:
-    return _FAMILY_OF[arch].archs[arch]
+def get_builder(architecture: str) -> Callable[..., nn.Module]:
+    """`architecture`'s builder, `builder(num_classes=None, **overrides) -> nn.Module` (None: the
+    architecture's default head); an unknown name raises UnknownModelError."""
+    model_family(architecture)
+    return partial(build_model, architecture)
+
+
+def list_architectures() -> list[str]:
+    """Every registered architecture name, sorted."""
+    return sorted(_FAMILIES)
+
+
+def arch_spec(architecture: str) -> ArchSpec:
+    return model_family(architecture).archs[architecture]
+
+
+def architecture_size(architecture: str) -> str:
+    """The size word of `architecture` (a key of SIZES: tiny, betwixt, so400m, ...)."""
+    return arch_spec(architecture).size
 
 
 def check_input_size(arch: str, input_size, where: str) -> None:
     """The catalog's input size must be the architecture's (timm's pretrained cfg and model agree)."""
-    spec = arch_spec(arch) if arch in _FAMILY_OF else None
+    spec = arch_spec(arch) if arch in _FAMILIES else None
     if spec is not None and tuple(input_size)[-1] != spec.img_size:
         raise ValueError(f"{where}: input_size {tuple(input_size)} does not match architecture {arch!r}, "
                          f"which is built for {spec.img_size}x{spec.img_size}")

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from vitbench.models._base import ViTBase
-from vitbench.models._builder import ArchSpec, Family, register_family
+from vitbench.models._builder import ArchSpec, ModelFamily, register_family
 from vitbench.models.layers import Attention, Block, PatchEmbed, relative_position_index
 
 __all__ = ["Beit", "RelPosBiasAttention", "checkpoint_filter_fn", "ARCHS"]
@@ -128,4 +128,4 @@ ARCHS: dict[str, ArchSpec] = {
     "beitv2_large_patch16_224": ArchSpec("large", 16, 224, dict(init_values=1e-5)),
 }
 
-FAMILY = register_family(Family("beit", Beit, checkpoint_filter_fn, ARCHS))
+FAMILY = register_family(ModelFamily("beit", "BEiT", Beit, checkpoint_filter_fn, ARCHS))

@@ -18,7 +18,7 @@ import re
 import torch
 import torch.nn as nn
 
-from vitbench.models._builder import ArchSpec, Family, register_family
+from vitbench.models._builder import ArchSpec, ModelFamily, register_family
 from vitbench.models.vision_transformer import VisionTransformer
 from vitbench.models.vision_transformer import checkpoint_filter_fn as _vit_filter
 
@@ -98,4 +98,4 @@ ARCHS: dict[str, ArchSpec] = {
     "deit3_huge_patch14_224": ArchSpec("huge", 14, 224, _DEIT3),
 }
 
-FAMILY = register_family(Family("deit", _make, checkpoint_filter_fn, ARCHS))
+FAMILY = register_family(ModelFamily("deit", "DeiT", _make, checkpoint_filter_fn, ARCHS))

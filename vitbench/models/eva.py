@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from vitbench.models._base import ViTBase
-from vitbench.models._builder import ArchSpec, Family, drop_derived, register_family
+from vitbench.models._builder import ArchSpec, ModelFamily, drop_derived, register_family
 from vitbench.models.layers import (Attention, Block, Mlp, PatchEmbed, Rope, RopeMixed, SwiGLU,
                                     resample_abs_pos_embed, rope_tables)
 
@@ -213,4 +213,4 @@ ARCHS: dict[str, ArchSpec] = {
                               ("_mixed", _MIXED), ("_mixed_ape", dict(_MIXED, **_APE)))},
 }
 
-FAMILY = register_family(Family("eva", Eva, checkpoint_filter_fn, ARCHS))
+FAMILY = register_family(ModelFamily("eva", "EVA / RoPE ViT", Eva, checkpoint_filter_fn, ARCHS))

@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vitbench.models._base import ViTBase
-from vitbench.models._builder import ArchSpec, Family, register_family
+from vitbench.models._builder import ArchSpec, ModelFamily, register_family
 from vitbench.models.layers import Block, resample_abs_pos_embed
 
 __all__ = ["NaFlexEmbeds", "NaFlexVit", "patchify", "checkpoint_filter_fn", "ARCHS"]
@@ -249,4 +249,4 @@ ARCHS: dict[str, ArchSpec] = {
         _GAP, pos_embed_ar_preserving=True, pos_embed="factorized")),
 }
 
-FAMILY = register_family(Family("naflexvit", NaFlexVit, checkpoint_filter_fn, ARCHS))
+FAMILY = register_family(ModelFamily("naflexvit", "NaFlexViT", NaFlexVit, checkpoint_filter_fn, ARCHS))

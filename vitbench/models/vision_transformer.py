@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from vitbench.models._base import ViTBase
-from vitbench.models._builder import SIZES, ArchSpec, Family, register_family  # noqa: F401 (SIZES: the size table)
+from vitbench.models._builder import SIZES, ArchSpec, ModelFamily, register_family  # noqa: F401 (SIZES: the size table)
 from vitbench.models.layers import (Attention, AttentionPoolLatent, Block, DiffAttention, ParallelScalingBlock,
                                     PatchEmbed, resample_abs_pos_embed)
 
@@ -295,4 +295,4 @@ ARCHS: dict[str, ArchSpec] = {
     "beit3_large_patch16_224": ArchSpec("large", 16, 224, _BEIT3),
 }
 
-FAMILY = register_family(Family("vision_transformer", VisionTransformer, checkpoint_filter_fn, ARCHS))
+FAMILY = register_family(ModelFamily("vision_transformer", "ViT", VisionTransformer, checkpoint_filter_fn, ARCHS))

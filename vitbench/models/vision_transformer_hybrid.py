@@ -16,7 +16,7 @@ import re
 import torch
 import torch.nn as nn
 
-from vitbench.models._builder import ArchSpec, Family, register_family
+from vitbench.models._builder import ArchSpec, ModelFamily, register_family
 from vitbench.models.resnetv2 import ResNetV2, Stem, create_backbone
 from vitbench.models.vision_transformer import VisionTransformer
 from vitbench.models.vision_transformer import (
@@ -172,4 +172,5 @@ ARCHS: dict[str, ArchSpec] = {
     "vit_large_r50_s32_384": ArchSpec("large", 1, 384, _R50_S32),
 }
 
-FAMILY = register_family(Family("vision_transformer_hybrid", vit_hybrid, checkpoint_filter_fn, ARCHS))
+FAMILY = register_family(ModelFamily("vision_transformer_hybrid", "ViT hybrid (ResNetV2 backbone)",
+                                     vit_hybrid, checkpoint_filter_fn, ARCHS))

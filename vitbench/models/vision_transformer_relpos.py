@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from vitbench.models._base import ViTBase
-from vitbench.models._builder import ArchSpec, Family, drop_derived, register_family
+from vitbench.models._builder import ArchSpec, ModelFamily, drop_derived, register_family
 from vitbench.models.layers import Attention, Block, PatchEmbed, RelPosMlp
 
 __all__ = ["VisionTransformerRelPos", "checkpoint_filter_fn", "ARCHS"]
@@ -120,4 +120,5 @@ ARCHS: dict[str, ArchSpec] = {
     "vit_relpos_base_patch32_plus_rpn_256": ArchSpec("base_plus", 32, 256, dict(_RPN, qkv_bias=True)),
 }
 
-FAMILY = register_family(Family("vision_transformer_relpos", VisionTransformerRelPos, checkpoint_filter_fn, ARCHS))
+FAMILY = register_family(ModelFamily("vision_transformer_relpos", "ViT (relative position)",
+                                     VisionTransformerRelPos, checkpoint_filter_fn, ARCHS))
