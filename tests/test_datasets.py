@@ -87,6 +87,16 @@ def test_every_dataset_states_its_facts():
         expand_datasets(["c"])
 
 
+
+def test_published_top1_reads_the_datasets_csv():
+    from vitbench.catalog import published_results
+    from vitbench.data.specs import published_top1
+
+    name = "vit_base_patch16_224.augreg2_in21k_ft_in1k"
+    assert published_top1("imagenet", name) == pytest.approx(85.108)
+    assert published_top1("real", name) == float(published_results("results-imagenet-real").loc[name, "top1"])
+    assert published_top1("imagenet", "not_a_model.x") is None and published_top1("imagenet-c", name) is None
+
 # names of the per-module dataset lists the table replaced; none may come back
 _OLD_LISTS = re.compile(r"\b(DATASET_TITLES|SHORT|SHIFT_SETS|DATASET_ORDER|BASELINE|RESULTS_CSV)\b\s*[:=]"
                         r"|^DATASETS\s*[:=]", re.M)

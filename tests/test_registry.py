@@ -1,5 +1,6 @@
 import functools
 import json
+from pathlib import Path
 
 import pytest
 
@@ -169,3 +170,33 @@ def test_tag_errors_name_the_token_and_the_fix():
     catalog["lineages"]["augreg_in21k_ft_in1k"]["pretrain_dataset"] = "ImageNet-21k"
     with pytest.raises(ValueError, match=r"states pretrain_dataset.*already implies; remove the line"):
         parse_catalog(catalog)
+
+
+# The lower floors (catalog, models, data, weights) never import the floors above them: the catalog
+# nothing of vitbench but itself, data not models, and none of them records, eval, run or report.
+_UPPER = ("records", "eval", "run", "report", "results", "distributed", "runner", "engine", "evaluate", "cli",
+          "bench", "plots", "precision")
+_BANNED = {"catalog": _UPPER + ("data", "models", "weights", "stats"),
+           "data": _UPPER + ("models", "weights", "stats"),
+           "models": _UPPER + ("stats",),
+           "weights.py": _UPPER + ("models", "data", "stats")}
+
+
+def test_lower_floors_import_nothing_above():
+    import ast
+
+    package = Path(vitbench.__file__).parent
+    bad = []
+    for floor, banned in _BANNED.items():
+        files = [package / floor] if floor.endswith(".py") else sorted((package / floor).rglob("*.py"))
+        for f in files:
+            for node in ast.walk(ast.parse(f.read_text())):          # function-level imports too
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                else:
+                    continue
+                bad += [f"{f.relative_to(package)}:{node.lineno} imports {n}" for n in names
+                        if any(n == f"vitbench.{b}" or n.startswith(f"vitbench.{b}.") for b in banned)]
+    assert bad == []

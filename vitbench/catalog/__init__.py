@@ -49,24 +49,17 @@ def real_labels() -> tuple[tuple[int, ...], ...]:
 
 
 @functools.cache
-def published_results(dataset: str):
-    """timm's published rows for `dataset` (vitbench name) as a DataFrame indexed by model."""
+def published_results(csv_stem: str):
+    """timm's published results CSV `csv_stem` (e.g. 'results-imagenet', a DatasetSpec's `csv`) as a
+    DataFrame indexed by model (read once; callers must not modify it).
+
+    Raises:
+        FileNotFoundError: no published CSV of that name is packaged.
+    """
     import pandas as pd
 
-    from vitbench.data.specs import check_dataset     # the table imports this module: import late
-
-    with _ROOT.joinpath(f"published/{check_dataset(dataset).csv}.csv").open() as f:
+    with _ROOT.joinpath(f"published/{csv_stem}.csv").open() as f:
         return pd.read_csv(f).set_index("model")
-
-
-def published_top1(dataset: str, checkpoint: str) -> float | None:
-    """timm's published top-1 of `checkpoint` on `dataset`, or None when timm publishes none."""
-    from vitbench.data.specs import DATASETS
-
-    if dataset not in DATASETS:
-        return None
-    table = published_results(dataset)
-    return float(table.loc[checkpoint, "top1"]) if checkpoint in table.index else None
 
 
 @functools.cache

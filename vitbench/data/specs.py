@@ -7,6 +7,7 @@ own list of names, titles, baselines or CSV names).
     selectable_datasets()    -> what `--datasets` offers by default: imagenet, real, v2, sketch, r, a
     shift_datasets()         -> the sets measured against a baseline: real, v2, sketch, r, a
     expand_datasets(["r"])   -> ["r-clean", "r"]          (baselines first)
+    published_top1("a", checkpoint) -> timm's published top-1 (from the catalog's copy of its CSV), or None
 
 This module is light (no torch), so the CLI can build its help from the table; the loading code is in
 vitbench.data.datasets, which re-exports these names.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from vitbench.catalog import imagenet_synsets, subset_indices, subset_synsets
+from vitbench.catalog import imagenet_synsets, published_results, subset_indices, subset_synsets
 
 
 @dataclass(frozen=True)
@@ -108,5 +109,14 @@ def resolve_override(name: str, overrides: dict[str, str]) -> str | None:
     return overrides.get(name) or (overrides.get(spec.based_on) if spec.based_on else None)
 
 
+def published_top1(dataset: str, checkpoint: str) -> float | None:
+    """timm's published top-1 of `checkpoint` on `dataset` (its DatasetSpec's csv), or None when
+    `dataset` is not a known dataset or timm publishes no figure for the checkpoint."""
+    if dataset not in DATASETS:
+        return None
+    table = published_results(DATASETS[dataset].csv)
+    return float(table.loc[checkpoint, "top1"]) if checkpoint in table.index else None
+
+
 __all__ = ["DatasetSpec", "DATASETS", "selectable_datasets", "shift_datasets", "check_dataset",
-           "expand_datasets", "resolve_override"]
+           "expand_datasets", "resolve_override", "published_top1"]
