@@ -1,13 +1,13 @@
-"""Throughput benchmark: OOM batch decay (simulated), config defaults, a real tiny CPU run and
-bench_main's skip / force / failure handling. Speed is never asserted."""
+"""Throughput benchmark: OOM batch decay (simulated), option defaults, a real tiny CPU run and
+`vitbench bench`'s skip / force / failure handling. Speed is never asserted."""
 from pathlib import Path
 
 import pytest
 import torch
 
 from vitbench import bench
-from vitbench.bench import (BATCH_LADDER, BenchConfig, batch_ladder, benchmark_checkpoint, bench_main,
-                            run_with_batch_decay)
+from vitbench.bench import BATCH_LADDER, BenchOptions, batch_ladder, measure, run_with_batch_decay
+from vitbench.cli import main
 from vitbench.records import BenchRecord, bench_path, provenance, read_record
 
 TINY = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
@@ -66,23 +66,23 @@ def test_other_errors_are_not_retried():
 # ---------------------------------------------------------------------------- config
 
 def test_settings_defaults_per_device():
-    cpu = BenchConfig(checkpoints=(TINY,)).settings()
+    cpu = BenchOptions().settings("cpu")
     assert cpu.batch_size <= 8 and cpu.warmup_steps <= 2 and cpu.repeats == 3 and cpu.time_budget_s == 2.0
-    assert BenchConfig(checkpoints=(TINY,), time_budget_s=0).settings().time_budget_s is None
-    assert BenchConfig(checkpoints=(TINY,), time_budget_s=5).settings().time_budget_s == 5
-    assert BenchConfig(checkpoints=(TINY,), device="cuda").settings().time_budget_s is None
-    cuda = BenchConfig(checkpoints=(TINY,), device="cuda:1").settings()
+    assert BenchOptions(time_budget_s=0).settings("cpu").time_budget_s is None
+    assert BenchOptions(time_budget_s=5).settings("cpu").time_budget_s == 5
+    assert BenchOptions().settings("cuda").time_budget_s is None
+    cuda = BenchOptions().settings("cuda:1")
     assert (cuda.batch_size, cuda.warmup_steps, cuda.timed_steps, cuda.repeats) == (256, 10, 40, 3)
-    mine = BenchConfig(checkpoints=(TINY,), batch_size=4, warmup_steps=0, timed_steps=2, repeats=1).settings()
+    mine = BenchOptions(batch_size=4, warmup_steps=0, timed_steps=2, repeats=1).settings("cpu")
     assert (mine.batch_size, mine.warmup_steps, mine.timed_steps, mine.repeats) == (4, 0, 2, 1)
 
 
 # ---------------------------------------------------------------------------- a real tiny run
 
 def test_benchmark_checkpoint_fields_from_a_real_cpu_run(tmp_path):
-    cfg = BenchConfig(checkpoints=(TINY,), batch_size=2, warmup_steps=1, timed_steps=2, repeats=2,
-                      results_dir=tmp_path, time_budget_s=0)     # 0: fixed steps, no budget
-    rec = benchmark_checkpoint(TINY, cfg)
+    opts = BenchOptions(batch_size=2, warmup_steps=1, timed_steps=2, repeats=2,
+                        time_budget_s=0)     # 0: fixed steps, no budget
+    rec = measure(TINY, "cpu", "fp32", opts)
     assert isinstance(rec, BenchRecord)
     assert (rec.checkpoint, rec.architecture, rec.device, rec.precision) == (
         TINY, "vit_tiny_patch16_224", "cpu", "fp32")
@@ -98,31 +98,30 @@ def test_benchmark_checkpoint_fields_from_a_real_cpu_run(tmp_path):
 
 
 def test_bf16_input_and_model(tmp_path):
-    cfg = BenchConfig(checkpoints=(TINY,), precision="bf16", batch_size=1, warmup_steps=0, timed_steps=1,
-                      repeats=1, results_dir=tmp_path, time_budget_s=0)
-    rec = benchmark_checkpoint(TINY, cfg)
+    opts = BenchOptions(batch_size=1, warmup_steps=0, timed_steps=1, repeats=1, time_budget_s=0)
+    rec = measure(TINY, "cpu", "bf16", opts)
     assert rec.precision == "bf16" and rec.latency_ms_bs1 == rec.step_time_ms
 
 
-# ---------------------------------------------------------------------------- bench_main
+# ---------------------------------------------------------------------------- vitbench bench
 
-def _fake_record(name: str, cfg: BenchConfig) -> BenchRecord:
+def _fake_record(name: str, precision: str) -> BenchRecord:
     if name.startswith("deit_small"):
         raise RuntimeError("simulated failure")
     return BenchRecord(checkpoint=name, architecture=name.split(".")[0], device="cpu",
-                       precision=cfg.precision, img_size=224, batch_size=1, samples_per_sec=10.0,
+                       precision=precision, img_size=224, batch_size=1, samples_per_sec=10.0,
                        samples_per_sec_spread=(9.0, 11.0), step_time_ms=100.0, latency_ms_bs1=100.0,
-                       peak_memory_mb=1.0, provenance=provenance("cpu"))   # as benchmark_checkpoint does
+                       peak_memory_mb=1.0, provenance=provenance("cpu"))   # as bench.measure does
 
 
-def test_bench_main_writes_skips_forces_and_reports_failures(tmp_path, monkeypatch, capsys):
+def test_bench_writes_skips_forces_and_reports_failures(tmp_path, monkeypatch, capsys, caplog):
     calls = []
-    monkeypatch.setattr(bench, "benchmark_checkpoint", lambda n, c: calls.append(n) or _fake_record(n, c))
+    monkeypatch.setattr(bench, "measure", lambda n, d, p, o, w=1: calls.append(n) or _fake_record(n, p))
     names = (TINY, "deit_small_patch16_224.fb_in1k", "deit_tiny_patch16_224.fb_in1k")
-    cfg = BenchConfig(checkpoints=names, results_dir=tmp_path)
+    argv = ["bench", "--results-dir", str(tmp_path)]
 
-    assert bench_main(cfg) == 1                              # one failed, the others still ran
-    err = capsys.readouterr().err
+    assert main([*argv, *names]) == 1                        # one failed, the others still ran
+    err = capsys.readouterr().err + caplog.text
     assert "deit_small_patch16_224.fb_in1k: benchmark failed" in err and "simulated failure" in err
     for n in (TINY, "deit_tiny_patch16_224.fb_in1k"):
         assert read_record(bench_path(tmp_path, n, "fp32", "cpu")).samples_per_sec == 10.0
@@ -130,9 +129,9 @@ def test_bench_main_writes_skips_forces_and_reports_failures(tmp_path, monkeypat
     assert (Path(tmp_path) / "benchmark-infer-fp32-cpu.csv").exists()
 
     calls.clear()
-    assert bench_main(BenchConfig(checkpoints=(TINY,), results_dir=tmp_path)) == 0
+    assert main([*argv, TINY]) == 0
     assert calls == [] and "skipped" in capsys.readouterr().out
-    assert bench_main(BenchConfig(checkpoints=(TINY,), results_dir=tmp_path, force=True)) == 0
+    assert main([*argv, TINY, "--force"]) == 0
     assert calls == [TINY]
 
 
@@ -140,11 +139,14 @@ def test_a_record_from_another_machine_is_rerun(tmp_path):
     """Resume skips a throughput record only when it was measured here (device name + torch)."""
     from dataclasses import replace
 
-    from vitbench.bench import BenchConfig, bench_main, measured_here
     from vitbench.records import bench_path, read_record, write_record
+    from vitbench.run.resume import bench_measured_here
 
-    cfg = BenchConfig(checkpoints=(TINY,), results_dir=tmp_path, warmup_steps=1, timed_steps=1, repeats=1)
-    assert bench_main(cfg) == 0
+    def measured_here(path, device):
+        return bench_measured_here(read_record(path), device)
+
+    argv = ["bench", TINY, "--results-dir", str(tmp_path), "--time-budget", "0.5"]
+    assert main(argv) == 0
     path = bench_path(tmp_path, TINY, "fp32", "cpu")
     assert measured_here(path, "cpu")
     rec = read_record(path)
@@ -152,7 +154,7 @@ def test_a_record_from_another_machine_is_rerun(tmp_path):
                         provenance=replace(rec.provenance, device_name="Some Other CPU"))
     write_record(path, elsewhere)
     assert not measured_here(path, "cpu")
-    assert bench_main(cfg) == 0                       # reruns instead of keeping the foreign number
+    assert main(argv) == 0                            # reruns instead of keeping the foreign number
     assert read_record(path).samples_per_sec > 0
 
 
@@ -200,8 +202,7 @@ def test_a_model_slower_than_the_budget_runs_one_forward_and_says_so():
 
 
 def test_the_budget_and_the_steps_run_are_recorded(tmp_path):
-    cfg = BenchConfig(checkpoints=(TINY,), results_dir=tmp_path, time_budget_s=3.0)
-    rec = benchmark_checkpoint(TINY, cfg)
+    rec = measure(TINY, "cpu", "fp32", BenchOptions(time_budget_s=3.0))
     assert rec.time_budget_s == 3.0
     # either the first step already took the budget (it is the sample), or a warm-up and 1..3 x 1..3 steps
     single = (rec.warmup_steps, rec.timed_steps, rec.repeats) == (0, 1, 1)

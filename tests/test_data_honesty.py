@@ -52,7 +52,7 @@ def test_a_record_of_100_images_is_not_reused_for_the_full_folder(dummy, tmp_pat
     assert "skipped (had a record): 1" in capsys.readouterr().out
     # the full folder: the job reruns, says why in one line, and the CSV shows the new number
     make_wnid_folders(root, TEN)
-    with caplog.at_level(logging.INFO, logger="vitbench.runner"):
+    with caplog.at_level(logging.INFO, logger="vitbench.run.runner"):
         assert cli_run(tmp_path, "--datasets", "imagenet") == 0
     assert "done: 1" in capsys.readouterr().out
     why = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rerun ")]
@@ -69,14 +69,14 @@ def test_same_count_other_files_or_labels_or_root_reruns(dummy, tmp_path, caplog
     # one label changed, same files and count
     rows = (root / "labels.csv").read_text().replace(f"{val_name(2)},1", f"{val_name(2)},7")
     (root / "labels.csv").write_text(rows)
-    with caplog.at_level(logging.INFO, logger="vitbench.runner"):
+    with caplog.at_level(logging.INFO, logger="vitbench.run.runner"):
         assert cli_run(tmp_path, "--datasets", "imagenet") == 0
     assert any("file list or labels" in r.getMessage() for r in caplog.records)
     assert rec(tmp_path, "imagenet").top1 == 75.0
     # a copy of the same images elsewhere: another root, so it is measured again
     other = make_flat(tmp_path / "copy", [(n, c, c) for n, c, _ in TEN[:4]])
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="vitbench.runner"):
+    with caplog.at_level(logging.INFO, logger="vitbench.run.runner"):
         assert cli_run(tmp_path, "--datasets", "imagenet", "--data", f"imagenet={other}", data=False) == 0
     assert any("data root" in r.getMessage() for r in caplog.records)
     assert rec(tmp_path, "imagenet").dataset_root == str(other)
@@ -90,7 +90,7 @@ def test_a_record_without_a_fingerprint_is_rerun_and_says_so(dummy, tmp_path, ca
     del data["provenance"]["data_fingerprint"]               # a record from before fingerprints
     path.write_text(json.dumps(data))
     assert read_record(path).provenance.data_fingerprint is None
-    with caplog.at_level(logging.INFO, logger="vitbench.runner"):
+    with caplog.at_level(logging.INFO, logger="vitbench.run.runner"):
         assert cli_run(tmp_path, "--datasets", "imagenet") == 0
     assert any("does not say which data" in r.getMessage() for r in caplog.records)
     assert rec(tmp_path, "imagenet").provenance.data_fingerprint is not None
@@ -270,7 +270,7 @@ def test_a_file_as_data_is_a_layout_error_and_the_run_goes_on(dummy, tmp_path, c
 
 def test_a_subset_run_gets_no_delta_or_flag_and_is_labelled_everywhere(dummy, tmp_path, monkeypatch):
     from vitbench import plots, report
-    from vitbench.catalog import published_top1
+    from vitbench.data.specs import published_top1
 
     assert published_top1("imagenet", CKPT) is not None          # there is a figure to (not) compare with
     make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
@@ -399,13 +399,19 @@ def test_datasets_progress_bars_are_off(tmp_path):
 
 def test_reports_default_beside_the_results(dummy, tmp_path, monkeypatch):
     from vitbench import cli, report
+    from vitbench.run import RunConfig, default_reports_dir
 
     monkeypatch.chdir(tmp_path)
-    assert cli.reports_dir_for(Path("results"), None) == Path("reports")
-    assert cli.reports_dir_for(Path("runs/a"), None) == Path("runs/a/reports")
-    assert cli.reports_dir_for(Path("runs/a"), Path("elsewhere")) == Path("elsewhere")
+    assert default_reports_dir(Path("results")) == Path("reports")
+    assert default_reports_dir(Path("runs/a")) == Path("runs/a/reports")
+    assert RunConfig(results_dir=Path("runs/a"), reports_dir=Path("elsewhere")).reports == Path("elsewhere")
     rendered = []
-    monkeypatch.setattr(report, "render_reports", lambda results, out, **kw: rendered.append((results, out)) or [])
+
+    def render(results, out, **kw):          # a run hands over its record store, `vitbench report` a path
+        rendered.append((Path(getattr(results, "results_dir", results)), out))
+        return []
+
+    monkeypatch.setattr(report, "render_reports", render)
     make_wnid_folders(tmp_path / "data" / "imagenet", TEN[:2])
     argv = ["run", CKPT, "--datasets", "imagenet", "--results-dir", "runs/a", "--workers", "0",
             "--batch-size", "4", "--no-bench", "--data-root", "data", "--weights-dir", "weights"]
@@ -432,7 +438,7 @@ class Slow(ColourModel):
         return super().forward(x)
 
 vitbench.models.create_model = lambda name, **kw: Slow()
-vitbench.stats.stats_record = lambda name: records.StatsRecord(
+vitbench.stats.measure = lambda name: records.StatsRecord(
     checkpoint=name, architecture="dummy", img_size=32, param_count=1, gmacs=0.0, gmacs_no_attn=0.0, macts=0.0)
 sys.exit(cli.main(sys.argv[3:]))
 """

@@ -49,6 +49,7 @@ def _argv(tmp: Path, results: str, *extra: str) -> list[str]:
             str(tmp / f"{results}-reports"), "--workers", "0", "--batch-size", "2", "--no-bench", "--no-report"]
 
 
+@pytest.mark.slow
 def test_torchrun_two_gloo_processes_equal_one_process(setup):
     tmp = setup
     from vitbench import cli
@@ -79,7 +80,7 @@ def test_torchrun_two_gloo_processes_equal_one_process(setup):
 _CHECKED_RUN = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    import vitbench.records as records
+    import vitbench.records.io as records
     from vitbench import cli
 
     marker = Path(sys.argv[1])
@@ -104,6 +105,7 @@ _CHECKED_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_shards_share_one_results_folder_under_the_lock(dummy_weights_two, tmp_path):
     """Two `--shard i/2` runs at once into one results folder: every record, CSV and report written,
     never two writes at the same time (the results lock), and the same files as one unsharded run."""

@@ -125,7 +125,7 @@ def tiny_weights(tmp_path, monkeypatch) -> Path:
     import vitbench.stats
     from vitbench import records
 
-    monkeypatch.setattr(vitbench.stats, "stats_record", lambda name: records.StatsRecord(
+    monkeypatch.setattr(vitbench.stats, "measure", lambda name: records.StatsRecord(
         checkpoint=name, architecture="tiny", img_size=224, param_count=1, gmacs=0.0, gmacs_no_attn=0.0,
         macts=0.0))
     wdir = tmp_path / "weights"
@@ -141,8 +141,9 @@ def _one_model(name: str, dataset: str, data_root: Path, weights: Path, limit: i
     """The one-model path: one model, one dataset, its own loader, evaluate.evaluate."""
     from vitbench.data.datasets import open_dataset
     from vitbench.data.transforms import create_crop_transform
-    from vitbench.evaluate import EvalSpec, build_loader, evaluate
     import vitbench.models
+    from vitbench.eval import EvalSpec, evaluate
+    from vitbench.eval.loader import build_loader
 
     model = vitbench.models.create_model(name, weights=weights / f"{name}.safetensors").eval()
     ds = open_dataset(dataset, data_root=data_root, limit=limit)
@@ -194,7 +195,7 @@ def test_records_identical_to_the_one_model_path(tmp_path, tiny_weights):
 
 
 def test_the_union_keeps_each_image_once_and_maps_it_back():
-    from vitbench.engine import UnionDataset
+    from vitbench.eval.engine import UnionDataset
 
     class Fake:
         def __init__(self, rows, name):

@@ -14,8 +14,10 @@ import torch
 import torch.nn as nn
 
 from vitbench.data.config import DataConfig
-from vitbench.evaluate import (EvalResult, EvalSpec, Predictions, aggregate, evaluate, read_predictions,
-                               restrict_logits, run_model, score_real, write_predictions)
+from vitbench.eval import evaluate
+from vitbench.eval.engine import Member, Pass, PassSettings
+from vitbench.eval.predictions import read_predictions, write_predictions
+from vitbench.eval.scoring import EvalResult, EvalSpec, Predictions, Scorer, restrict_logits, score_real
 from vitbench.significance import wilson_interval
 
 DUMMY_CONFIG = DataConfig((3, 32, 32), 1.0, "center", "bilinear", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
@@ -198,12 +200,15 @@ def test_unknown_precision():
 
 
 def test_metrics_are_torchmetrics_accumulators():
-    out = run_model(ColourModel(classes=range(10)), make_loader([0, 1, 2, 3, 4]), SPEC)
+    """The pass (the one eval loop; `evaluate` is a one-member pass) scores through torchmetrics."""
+    out = Member("model", Scorer(SPEC, "cpu"), "colour")
+    (r,) = Pass({"model": ColourModel(classes=range(10))}, [out], PassSettings()).run(make_loader([0, 1, 2, 3, 4]), 5)
     from torchmetrics.classification import MulticlassAccuracy
 
-    assert isinstance(out.top1_metric, MulticlassAccuracy) and isinstance(out.top5_metric, MulticlassAccuracy)
-    assert float(out.top1_metric.compute()) == 1.0
-    assert aggregate(out, SPEC).top1 == 100.0
+    assert isinstance(out.scorer.top1_metric, MulticlassAccuracy)
+    assert isinstance(out.scorer.top5_metric, MulticlassAccuracy)
+    assert float(out.scorer.top1_metric.compute()) == 1.0
+    assert r.result.top1 == 100.0
 
 
 # ---------------------------------------------------------------------------- predictions parquet
@@ -241,7 +246,7 @@ def test_eval_result_is_frozen():
 # ---------------------------------------------------------------------------- loader and shards
 
 def test_shards_cover_the_dataset_exactly_once():
-    from vitbench.evaluate import ShardSampler
+    from vitbench.eval.loader import ShardSampler
 
     shards = [list(ShardSampler(10, r, 3)) for r in range(3)]
     assert sorted(sum(shards, [])) == list(range(10)) and [len(s) for s in shards] == [4, 3, 3]
@@ -250,7 +255,7 @@ def test_shards_cover_the_dataset_exactly_once():
 
 
 def test_build_loader_batches_in_collate_eval_form():
-    from vitbench.evaluate import build_loader
+    from vitbench.eval.loader import build_loader
 
     items = [(solid_batch([c])[0], c, i) for i, c in enumerate([4, 5, 6, 7, 8])]
     loader = build_loader(items, batch_size=2, workers=0, device="cpu", shard=(1, 2))

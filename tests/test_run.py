@@ -18,7 +18,7 @@ from test_evaluate import ColourModel, class_colour
 from vitbench import cli, records
 from vitbench.catalog import imagenet_synsets, real_labels, subset_indices, subset_synsets
 from vitbench.records import eval_path, read_record
-from vitbench.runner import Job, RunConfig, plan, run
+from vitbench.run import Job, Run, RunConfig, run
 
 CKPT = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 CKPT2 = "vit_small_patch16_224.augreg_in21k_ft_in1k"
@@ -90,7 +90,7 @@ def dummy(monkeypatch, tmp_path):
                                    gmacs=0.0, gmacs_no_attn=0.0, macts=0.0)
 
     monkeypatch.setattr(vitbench.models, "create_model", fake_create_model)
-    monkeypatch.setattr(vitbench.stats, "stats_record", fake_stats_record)
+    monkeypatch.setattr(vitbench.stats, "measure", fake_stats_record)
     wdir = tmp_path / "weights"
     wdir.mkdir()
     for name in (CKPT, CKPT2):
@@ -104,7 +104,7 @@ def base_cfg(tmp_path, **kw) -> RunConfig:
     values = dict(checkpoints=(CKPT,), datasets=("imagenet",), data_root=tmp_path / "data", data_overrides=(),
                   device="cpu", precision="fp32", batch_size=4, workers=0, limit=None,
                   weights_dir=tmp_path / "weights", results_dir=tmp_path / "results",
-                  reports_dir=tmp_path / "reports", force=False, skip_bad_images=False, bench=False,
+                  reports_dir=tmp_path / "reports", force=False, skip_bad_images=False, bench=None,
                   report=False)
     values.update(kw)
     return RunConfig(**values)
@@ -132,7 +132,7 @@ TEN = [(n, n - 1, n - 1 if n != 10 else 42) for n in range(1, 11)]
 
 def test_plan_expands_r_and_a_and_names_record_paths(tmp_path):
     cfg = base_cfg(tmp_path, checkpoints=(CKPT, CKPT2), datasets=("imagenet", "r", "a", "real"))
-    jobs = plan(cfg)
+    jobs = Run(cfg).plan()
     assert [j.dataset for j in jobs if j.checkpoint == CKPT] == ["imagenet", "r-clean", "r", "a-clean", "a", "real"]
     assert len(jobs) == 12 and all(isinstance(j, Job) for j in jobs)
     assert jobs[0].record == tmp_path / "results" / "records" / "imagenet" / f"{CKPT}__fp32.json"
@@ -264,11 +264,11 @@ def test_bf16_precision_on_cpu(dummy, tmp_path):
 # ---------------------------------------------------------------------------- resume, force, interrupts
 
 def test_interrupt_then_resume(dummy, tmp_path, monkeypatch, capsys):
-    import vitbench.engine as engine
+    from vitbench.eval.engine import Pass
 
     make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
     make_numbered(tmp_path / "data" / "imagenetv2-matched-frequency", [(1, 1), (2, 2)])
-    real_pass, calls = engine.run_pass, []
+    real_pass, calls = Pass.run, []
 
     def interrupting(*a, **kw):          # the second decode pass (v2) is interrupted
         calls.append(1)
@@ -276,7 +276,7 @@ def test_interrupt_then_resume(dummy, tmp_path, monkeypatch, capsys):
             raise KeyboardInterrupt
         return real_pass(*a, **kw)
 
-    monkeypatch.setattr(engine, "run_pass", interrupting)
+    monkeypatch.setattr(Pass, "run", interrupting)
     assert cli_run(tmp_path, "--datasets", "imagenet,v2") == 130
     first = eval_path(tmp_path / "results", "imagenet", CKPT, "fp32")
     second = eval_path(tmp_path / "results", "v2", CKPT, "fp32")
@@ -284,7 +284,7 @@ def test_interrupt_then_resume(dummy, tmp_path, monkeypatch, capsys):
     leftovers = [p for p in (tmp_path / "results").rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
     stamp = first.stat().st_mtime_ns
-    monkeypatch.setattr(engine, "run_pass", real_pass)
+    monkeypatch.setattr(Pass, "run", real_pass)
     capsys.readouterr()
     assert cli_run(tmp_path, "--datasets", "imagenet,v2") == 0
     assert first.stat().st_mtime_ns == stamp                       # skipped, not rerun
@@ -354,21 +354,38 @@ def test_missing_weights_is_not_run_then_replaced(dummy, tmp_path, capsys):
     empty = tmp_path / "no-weights"
     empty.mkdir()
     assert cli_run(tmp_path, "--datasets", "imagenet", "--weights-dir", str(empty), weights=False) == 0
-    r = rec(tmp_path, "imagenet")
-    assert r.status == "not_run" and "No weights found" in r.reason and str(empty) in r.reason
-    assert "--weights-dir" in r.reason and r.top1 is None
+    # a job that cannot run here leaves no record (a fact about this machine, not a measurement);
+    # the summary says why and how to fix it
+    assert not eval_path(tmp_path / "results", "imagenet", CKPT, "fp32").exists()
     out = capsys.readouterr().out
     assert "not run: 1" in out and "not a failure" in out
+    assert "No weights found" in out and str(empty) in out and "--weights-dir" in out
     assert cli_run(tmp_path, "--datasets", "imagenet") == 0     # weights now given
     assert rec(tmp_path, "imagenet").status == "ok"
 
 
-def test_missing_dataset_is_not_run(dummy, tmp_path):
+def test_missing_dataset_is_not_run(dummy, tmp_path, capsys):
     (tmp_path / "data").mkdir()
     assert cli_run(tmp_path, "--datasets", "imagenet,sketch") == 0
+    out = capsys.readouterr().out
+    assert "not run: 2" in out
     for ds in ("imagenet", "sketch"):
-        r = rec(tmp_path, ds)
-        assert r.status == "not_run" and "not found" in r.reason and "--data-root" in r.reason
+        assert not eval_path(tmp_path / "results", ds, CKPT, "fp32").exists()
+        assert f"({ds}) not found" in out
+    assert "--data-root" in out
+
+
+def test_a_not_run_record_of_an_older_vitbench_is_removed(dummy, tmp_path):
+    """Schema 1 wrote a 'not_run' record per job that could not run; a run now removes it."""
+    (tmp_path / "data").mkdir()
+    path = eval_path(tmp_path / "results", "imagenet", CKPT, "fp32")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"checkpoint": CKPT, "dataset": "imagenet", "precision": "fp32",
+                                "status": "not_run", "reason": "No weights found for it", "kind": "eval",
+                                "schema_version": 1}))
+    assert read_record(path).reasons[0].kind == "weights"          # upgraded on read
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    assert not path.exists()
 
 
 def test_bad_layout_is_failed(dummy, tmp_path):
@@ -410,7 +427,7 @@ def test_default_batch_size():
     cfg = RunConfig(checkpoints=(), datasets=(), data_root=None, data_overrides=(), device="cpu",
                     precision="fp32", batch_size=None, workers=0, limit=None, weights_dir=None,
                     results_dir=Path("r"), reports_dir=Path("p"), force=False, skip_bad_images=False,
-                    bench=False, report=False)
+                    bench=None, report=False)
     assert cfg.eval_batch_size == 32
     from dataclasses import replace
 
@@ -422,7 +439,7 @@ def test_sigterm_stops_the_run_like_ctrl_c():
     import os
     import signal
 
-    from vitbench.runner import _sigterm_as_interrupt
+    from vitbench.run.runner import _sigterm_as_interrupt
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):

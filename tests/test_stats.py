@@ -229,14 +229,14 @@ def test_a_record_counted_under_other_rules_is_recounted(tmp_path):
     """Resume keeps a stats record only if it was counted with today's COUNT_RULES."""
     from dataclasses import replace
 
-    from vitbench.bench import _ensure_stats
     from vitbench.records import read_record, stats_path, write_record
-    from vitbench.stats import COUNT_RULES, is_current, stats_record
+    from vitbench.run.resume import stats_current
+    from vitbench.stats import COUNT_RULES, measure
 
     path = stats_path(tmp_path, TINY)
-    stale = replace(stats_record(TINY), gmacs=0.0, macts_no_attn=None, count_rules=COUNT_RULES - 1)
+    stale = replace(measure(TINY), gmacs=0.0, macts_no_attn=None, count_rules=COUNT_RULES - 1)
     write_record(path, stale)
-    assert not is_current(path)
-    _ensure_stats(tmp_path, TINY)
+    assert not stats_current(read_record(path))
+    assert stats_main([TINY], results_dir=tmp_path) == 0
     rec = read_record(path)
-    assert is_current(path) and rec.gmacs == pytest.approx(1.2584, abs=1e-4) and rec.macts_no_attn
+    assert stats_current(rec) and rec.gmacs == pytest.approx(1.2584, abs=1e-4) and rec.macts_no_attn

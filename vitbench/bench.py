@@ -23,7 +23,7 @@ from typing import Callable, TypeVar
 
 import torch
 
-from vitbench.precision import PRECISIONS, autocast, input_dtype
+from vitbench.eval.precision import autocast, input_dtype
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +54,18 @@ DEFAULTS = {
 
 
 @dataclass(frozen=True)
-class BenchConfig:
-    checkpoints: tuple[str, ...]
-    device: str = "cpu"
-    precision: str = "fp32"                 # fp32 | amp_bf16 | amp_fp16 | bf16
+class BenchOptions:
+    """How throughput is measured; None fields take the device's defaults (`DEFAULTS`)."""
     batch_size: int | None = None           # None: the device default (CPU 1, CUDA 256)
     compile: bool = False
     channels_last: bool = False
-    results_dir: Path = field(default_factory=lambda: Path("results"))
-    force: bool = False                     # rerun checkpoints that already have a record
     warmup_steps: int | None = None
     timed_steps: int | None = None
     repeats: int | None = None
     time_budget_s: float | None = None      # None: the device default (CPU 2 s); 0: fixed steps
 
-    def settings(self) -> BenchSettings:
-        base = DEFAULTS["cuda" if _device_type(self.device) == "cuda" else "cpu"]
+    def settings(self, device: str) -> BenchSettings:
+        base = DEFAULTS["cuda" if _device_type(device) == "cuda" else "cpu"]
         budget = base.time_budget_s if self.time_budget_s is None else (self.time_budget_s or None)
         if budget is not None and budget < 0:
             raise ValueError(f"time budget must be >= 0 seconds, got {budget}")
@@ -114,7 +110,7 @@ def run_with_batch_decay(step: Callable[[int], T], start: int,
     raise torch.OutOfMemoryError(f"out of memory even at batch size 1 (tried {ooms})")
 
 
-def _empty_cuda_cache() -> None:
+def empty_cuda_cache() -> None:
     import gc
 
     gc.collect()
@@ -221,52 +217,58 @@ def time_model(model: torch.nn.Module, batch_size: int, img_size: int, device: t
 
 # ---------------------------------------------------------------------------- one checkpoint
 
-def build_model(name: str, cfg: BenchConfig) -> torch.nn.Module:
+def build_model(name: str, device: str, precision: str, opts: BenchOptions) -> torch.nn.Module:
     """The checkpoint's architecture with random-init weights, ready to time."""
     from vitbench.models import create_model
 
-    device = torch.device(cfg.device)
+    device = torch.device(device)
     with torch.device(device):                # init where it runs: fast on CUDA, no host copy
         model = create_model(name)
     model.eval()
-    if cfg.precision == "bf16":
+    if precision == "bf16":
         model = model.to(torch.bfloat16)
-    if cfg.channels_last:
+    if opts.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if cfg.compile:
+    if opts.compile:
         model = torch.compile(model)
     return model
 
 
-def benchmark_checkpoint(name: str, cfg: BenchConfig):
-    """Benchmark registered checkpoint `name` (random-init weights) and return its BenchRecord."""
-    from vitbench.records import BenchRecord, provenance
-    from vitbench.catalog.registry import get_checkpoint
+def measure(name: str, device: str = "cpu", precision: str = "fp32", opts: BenchOptions = BenchOptions(),
+            world_size: int = 1):
+    """Benchmark checkpoint `name` (random-init weights) on `device` at `precision`.
 
-    if cfg.precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {cfg.precision!r}; choose from {', '.join(PRECISIONS)}")
+    Returns:
+        BenchRecord: median samples/s with its spread, step time, batch-1 latency, peak memory (CUDA)
+        and the batch size used after any out-of-memory decay.
+    """
+    from vitbench.catalog.registry import get_checkpoint
+    from vitbench.eval.precision import check
+    from vitbench.records import BenchRecord, provenance
+
+    check(precision)
     ckpt = get_checkpoint(name)
-    device = torch.device(cfg.device)
-    s = cfg.settings()
-    model = build_model(name, cfg)
+    dev = torch.device(device)
+    s = opts.settings(device)
+    model = build_model(name, device, precision, opts)
     img = ckpt.img_size
 
     def timed(bs: int) -> Timing:
-        return time_model(model, bs, img, device, cfg.precision, cfg.channels_last, s)
+        return time_model(model, bs, img, dev, precision, opts.channels_last, s)
 
-    on_oom = _empty_cuda_cache if device.type == "cuda" else None
+    on_oom = empty_cuda_cache if dev.type == "cuda" else None
     bs, ooms, t = run_with_batch_decay(timed, s.batch_size, on_oom=on_oom)
     if bs == 1:
         latency = t.step_time_ms
     else:   # a shorter run at batch 1 for the latency figure
         short = replace(s, warmup_steps=min(s.warmup_steps, 2) or 1, timed_steps=max(s.timed_steps // 4, 2),
                         time_budget_s=None if s.time_budget_s is None else s.time_budget_s / 4)
-        latency = time_model(model, 1, img, device, cfg.precision, cfg.channels_last, short).step_time_ms
+        latency = time_model(model, 1, img, dev, precision, opts.channels_last, short).step_time_ms
     return BenchRecord(
         checkpoint=name,
         architecture=ckpt.architecture,
-        device=device.type,
-        precision=cfg.precision,
+        device=dev.type,
+        precision=precision,
         img_size=img,
         batch_size=bs,
         samples_per_sec=round(t.samples_per_sec, 3),
@@ -274,84 +276,12 @@ def benchmark_checkpoint(name: str, cfg: BenchConfig):
         step_time_ms=round(t.step_time_ms, 3),
         latency_ms_bs1=round(latency, 3),
         peak_memory_mb=None if t.peak_memory_mb is None else round(t.peak_memory_mb, 1),
-        compile=cfg.compile,
-        channels_last=cfg.channels_last,
+        compile=opts.compile,
+        channels_last=opts.channels_last,
         warmup_steps=t.warmup_steps,
         timed_steps=t.timed_steps,
         repeats=t.repeats,
         time_budget_s=s.time_budget_s,
         oom_batch_sizes=ooms,
-        provenance=provenance(cfg.device),
+        provenance=provenance(device, world_size),
     )
-
-
-# ---------------------------------------------------------------------------- the CLI stage
-
-def measured_here(path: Path, device: str) -> bool:
-    """Whether the throughput record at `path` exists and was measured on this machine (same device
-    name and torch version): a record copied from another machine is not this one's speed."""
-    from vitbench.records import device_name, read_record
-
-    if not path.exists():
-        return False
-    try:
-        prov = read_record(path).provenance
-    except ValueError:
-        return False                      # a corrupt record is rerun, not trusted
-    return prov is not None and (prov.device_name, prov.torch_version) == (device_name(device), torch.__version__)
-
-
-def _ensure_stats(results_dir: Path, name: str) -> None:
-    """The benchmark CSV takes GMACs/activations from stats records; write one if missing (cheap)."""
-    from vitbench.records import stats_path, write_record
-    from vitbench.stats import is_current, stats_record
-
-    path = stats_path(results_dir, name)
-    if not is_current(path):
-        try:
-            write_record(path, stats_record(name))
-        except Exception as e:  # noqa: BLE001 - the throughput record stands without it
-            log.warning("%s: could not count stats (%s)", name, e)
-
-
-def _write_csvs(results_dir: Path) -> None:
-    try:
-        from vitbench.results import write_benchmark_csvs
-    except ImportError:
-        return
-    for p in write_benchmark_csvs(results_dir):
-        print(f"wrote {p}")
-
-
-def bench_main(cfg: BenchConfig) -> int:
-    """`vitbench bench`: benchmark each checkpoint without a record from this machine (all with
-    force), write records
-    and the benchmark CSVs. Exit status 0, or 1 if any checkpoint failed (the others still run)."""
-    from vitbench.records import bench_path, write_record
-
-    results_dir = Path(cfg.results_dir)
-    dev = _device_type(cfg.device)
-    failed = 0
-    for name in cfg.checkpoints:
-        path = bench_path(results_dir, name, cfg.precision, dev)
-        if measured_here(path, cfg.device) and not cfg.force:
-            print(f"{name}: has a record ({path}); skipped (--force reruns)")
-            continue
-        try:
-            rec = benchmark_checkpoint(name, cfg)
-        except Exception as e:  # noqa: BLE001 - one failure must not stop the run
-            print(f"{name}: benchmark failed: {type(e).__name__}: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        finally:
-            if dev == "cuda":
-                _empty_cuda_cache()
-        write_record(path, rec)
-        _ensure_stats(results_dir, name)
-        lo, hi = rec.samples_per_sec_spread
-        oom = f", OOM at {rec.oom_batch_sizes}" if rec.oom_batch_sizes else ""
-        print(f"{name:<55} {rec.samples_per_sec:>10.2f} samples/s ({lo:.2f}-{hi:.2f})  "
-              f"batch {rec.batch_size}{oom}  step {rec.step_time_ms:.2f} ms  "
-              f"bs1 {rec.latency_ms_bs1:.2f} ms")
-    _write_csvs(results_dir)
-    return 1 if failed else 0

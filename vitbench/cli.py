@@ -15,21 +15,13 @@ import os
 import sys
 from pathlib import Path
 
-from vitbench.data.specs import DATASETS, selectable_datasets
-from vitbench.precision import PRECISIONS
 from vitbench.catalog.registry import UnknownModelError, get_checkpoint, list_models
+from vitbench.data.specs import DATASETS, selectable_datasets
+from vitbench.eval.precision import PRECISIONS
 
-
-DEFAULT_RESULTS, DEFAULT_REPORTS = Path("results"), Path("reports")
+DEFAULT_RESULTS = Path("results")
 REPORTS_HELP = ("where cards, comparison.md and plots go (default: reports/ beside the default results/; "
                 "with another --results-dir X, X/reports, so one run's reports never overwrite another's)")
-
-
-def reports_dir_for(results_dir: Path, reports_dir: Path | None) -> Path:
-    """The reports folder: as given, else reports/ for the default results/, else RESULTS_DIR/reports."""
-    if reports_dir is not None:
-        return reports_dir
-    return DEFAULT_REPORTS if Path(results_dir) == DEFAULT_RESULTS else Path(results_dir) / "reports"
 
 
 class UsageError(Exception):
@@ -175,20 +167,27 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _bench_options(args, batch_size: int | None = None):
+    """The throughput options; `vitbench run` times at the device's default batch (its --batch-size is
+    the evaluation's), `vitbench bench` at its own --batch-size."""
+    from vitbench.bench import BenchOptions
+
+    return BenchOptions(batch_size=batch_size, compile=getattr(args, "compile", False),
+                        channels_last=getattr(args, "channels_last", False), time_budget_s=args.time_budget)
+
+
 def cmd_run(args) -> int:
     data_root = args.data_root or (Path(os.environ["VITBENCH_DATA"]) if os.environ.get("VITBENCH_DATA") else None)
     unknown = [d for d in args.datasets if d not in DATASETS]
     if unknown:
         raise UsageError(f"--datasets: unknown {unknown}; choose from {','.join(selectable_datasets())}")
-    checkpoints = tuple(_select(args.names, args.all_models))
-    overrides = tuple(sorted(_data_overrides(args.data).items()))
-    from vitbench.runner import RunConfig, run
+    from vitbench.run import RunConfig, run
 
     cfg = RunConfig(
-        checkpoints=checkpoints,
+        checkpoints=tuple(_select(args.names, args.all_models)),
         datasets=tuple(args.datasets),
         data_root=data_root,
-        data_overrides=overrides,
+        data_overrides=tuple(sorted(_data_overrides(args.data).items())),
         device=args.device,
         precision=args.precision,
         batch_size=args.batch_size,
@@ -196,12 +195,11 @@ def cmd_run(args) -> int:
         limit=args.limit,
         weights_dir=args.weights_dir,
         results_dir=args.results_dir,
-        reports_dir=reports_dir_for(args.results_dir, args.reports_dir),
+        reports_dir=args.reports_dir,
         force=args.force,
         skip_bad_images=args.skip_bad_images,
-        bench=not args.no_bench,
+        bench=None if args.no_bench else _bench_options(args),
         report=not args.no_report,
-        bench_time_budget=args.time_budget,
         shard=args.shard,
         pass_memory_gb=args.pass_memory_gb,
     )
@@ -216,27 +214,36 @@ def cmd_stats(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    checkpoints = tuple(_select(args.names, args.all_models))
-    from vitbench.bench import BenchConfig, bench_main
+    """Throughput through the run's own steps (skip rule, lock, a stats record for the CSV's GMACs)."""
+    from vitbench.run import RunConfig, RunConfigError, measure_only
 
-    cfg = BenchConfig(
-        checkpoints=checkpoints,
-        device=args.device,
-        precision=args.precision,
-        batch_size=args.batch_size,
-        compile=args.compile,
-        channels_last=args.channels_last,
-        results_dir=args.results_dir,
-        force=args.force,
-        time_budget_s=args.time_budget,
-    )
-    return bench_main(cfg)
+    cfg = RunConfig(checkpoints=tuple(_select(args.names, args.all_models)), datasets=(), device=args.device,
+                    precision=args.precision, results_dir=args.results_dir, force=args.force,
+                    bench=_bench_options(args, args.batch_size), report=False)
+    try:
+        r = measure_only(cfg)
+    except RunConfigError as e:
+        raise UsageError(str(e)) from None
+    frame = r.store.benchmark_frame(cfg.precision, cfg.device_type).set_index("checkpoint")
+    for name in cfg.checkpoints:
+        state = r.benched.get(name, "failed")
+        if state == "failed" or name not in frame.index:
+            continue
+        row = frame.loc[name]
+        how = {"skipped": "had a record; skipped (--force reruns)", "shared": "same architecture timed above",
+               "measured": "measured"}[state]
+        print(f"{name:<55} {row.infer_samples_per_sec:>10.2f} samples/s ({row.samples_per_sec_min:.2f}-"
+              f"{row.samples_per_sec_max:.2f})  batch {row.infer_batch_size}  step {row.infer_step_time:.2f} ms  "
+              f"bs1 {row.latency_ms_bs1:.2f} ms  [{how}]")
+    print(f"benchmark CSVs under {cfg.results_dir}/")
+    return r.summary.exit_status
 
 
 def cmd_report(args) -> int:
     from vitbench.report import render_reports
+    from vitbench.run import default_reports_dir
 
-    out = reports_dir_for(args.results_dir, args.out)
+    out = args.out if args.out is not None else default_reports_dir(args.results_dir)
     written = render_reports(args.results_dir, out, templates_dir=args.templates)
     print(f"wrote {len(written)} files under {out}/")
     return 0

@@ -261,11 +261,20 @@ def _count_architecture(architecture: str, img_size: int, num_classes: int | Non
 
 
 def count_stats(model_or_name) -> Stats:
-    """Params, GMACs, GMACs without attention and activations (M) at batch 1.
+    """Params, GMACs and activations of one forward at batch 1, counted at the dispatcher.
 
-    `model_or_name`: a registered checkpoint name (counted on a random-init, meta-device model, cached
-    per architecture and input size), a bare architecture name (with its default head, as timm's
-    benchmark builds it), or a model (counted where it lives).
+    Args:
+        model_or_name: a registered checkpoint name (counted on a random-init, meta-device model,
+            cached per architecture and input size), a bare architecture name (with its default
+            head, as timm's benchmark builds it), or a model (counted where it lives, at its
+            `data_config` input size).
+
+    Returns:
+        Stats: param_count, gmacs (linear, conv and attention matmuls; timm's benchmark CSVs'
+        convention), gmacs_no_attn, macts and macts_no_attn (the older model-card convention), img_size.
+
+    Raises:
+        UnknownModelError: a name that is neither a registered checkpoint nor an architecture.
     """
     if isinstance(model_or_name, nn.Module):
         return count_model(model_or_name)
@@ -284,22 +293,15 @@ def count_stats(model_or_name) -> Stats:
 
 # ---------------------------------------------------------------------------- records and the CLI
 
-def is_current(path: Path) -> bool:
-    """Whether the stats record at `path` exists and was counted with today's rules."""
-    from vitbench.records import read_record
+def measure(name: str):
+    """Count registered checkpoint `name` at its input size.
 
-    if not path.exists():
-        return False
-    try:
-        return read_record(path).count_rules == COUNT_RULES
-    except ValueError:
-        return False                      # a corrupt record is recounted, not trusted
-
-
-def stats_record(name: str):
-    """The StatsRecord of registered checkpoint `name`."""
-    from vitbench.records import StatsRecord, provenance
+    Returns:
+        StatsRecord: params, GMACs and activations (with and without the attention matmuls), with the
+        counting rules (`COUNT_RULES`) and provenance.
+    """
     from vitbench.catalog.registry import get_checkpoint
+    from vitbench.records import StatsRecord, provenance
 
     cfg = get_checkpoint(name)
     s = count_stats(name)
@@ -348,22 +350,24 @@ def _table(rows: list[dict]) -> str:
 
 
 def stats_main(names, as_json: bool = False, results_dir: Path | None = None) -> int:
-    """`vitbench stats`: count each checkpoint, print a table (or JSON), optionally write records."""
-    from vitbench.records import stats_path, write_record
+    """`vitbench stats`: count each checkpoint, print a table (or JSON); with `results_dir`, the
+    records go there through a run (`vitbench.run`: the results lock, the resume rule)."""
+    if results_dir is not None:
+        from vitbench.run import RunConfig, measure_only
 
-    rows, failed = [], 0
-    for name in names:
-        try:
-            rec = stats_record(name)
-        except Exception as e:  # noqa: BLE001 - one bad model must not stop the others
-            print(f"vitbench stats: {name}: failed: {type(e).__name__}: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        if results_dir is not None:
-            write_record(stats_path(Path(results_dir), name), rec)
-        rows.append(_row(rec) if not as_json else asdict(rec))
+        run = measure_only(RunConfig(checkpoints=tuple(names), datasets=(), results_dir=Path(results_dir),
+                                     bench=None, report=False))
+        recs = [r for n in names if (r := run.store.stats.get(n)) is not None]
+    else:
+        recs = []
+        for name in names:
+            try:
+                recs.append(measure(name))
+            except Exception as e:  # noqa: BLE001 - one bad model must not stop the others
+                print(f"vitbench stats: {name}: failed: {type(e).__name__}: {e}", file=sys.stderr)
+    rows = [asdict(r) if as_json else _row(r) for r in recs]
     if as_json:
         print(json.dumps(rows, indent=2))
     elif rows:
         print(_table(rows))
-    return 1 if failed else 0
+    return 0 if len(recs) == len(names) else 1

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from vitbench.records import WeightsInfo, safe_name
+from vitbench.catalog.registry import safe_name
 
 FILE_SUFFIXES = (".safetensors", ".pth", ".bin")        # looked for in a weights dir, in this order
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")        # read with torch.load(weights_only=True)
@@ -37,6 +37,14 @@ HUB_CONFIG_FILES = ("config.json", "preprocessor_config.json")  # transformers f
 _CONTAINER_KEYS = ("state_dict", "model")                # training checkpoints that wrap a state dict
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _SHOW = 10                                               # keys listed per kind of mismatch
+
+
+@dataclass
+class WeightsInfo:
+    """Where a model's weights came from, as its records state it."""
+    source: str                    # 'file' | 'weights-dir' | 'hf-cache' | 'hf-hub' | 'python'
+    path: str | None               # resolved file (or transformers folder)
+    sha256: str | None             # of the weight file
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -61,6 +69,9 @@ class ResolvedWeights:
 
     def sha256(self) -> str:
         return file_sha256(self.file)
+
+    def info(self) -> WeightsInfo:
+        return WeightsInfo(source=self.source, path=str(self.path), sha256=self.sha256())
 
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
@@ -511,11 +522,22 @@ def check_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], file: Path |
 
 
 def load_weights(model: nn.Module, path_or_dir: str | Path) -> Path:
-    """Load a weight file or transformers folder into `model` strictly; return the file actually read.
+    """Load a weight file or transformers folder into `model` strictly.
 
     The model family's `checkpoint_filter_fn(state_dict, model)`, when the model has one, remaps keys
-    first. Missing keys, unexpected keys and shape mismatches raise WeightsLoadError naming the file
-    (a head of another size says which num_classes to pass); nothing is loaded then.
+    first; then every key and shape must match. A mismatch loads nothing.
+
+    Args:
+        model: the module to load into (usually made by `create_model`).
+        path_or_dir: a `.safetensors`, `.pth`/`.pt`/`.bin`/`.ckpt` file (read without running pickled
+            code), or a transformers folder holding one.
+
+    Returns:
+        The weight file actually read.
+
+    Raises:
+        WeightsLoadError: the file cannot be read, the filter fails on it, or keys or shapes do not
+            match (named, a head of another size saying which num_classes to pass).
     """
     path = Path(path_or_dir)
     sd = read_state_dict(path)
@@ -542,12 +564,12 @@ def load_pretrained(model: nn.Module, name: str, weights: str | Path | None = No
     """Resolve checkpoint `name`'s weights and load them strictly; also sets `model.weights_info`."""
     resolved = resolve_weights(name, weights=weights, weights_dir=weights_dir)
     load_weights(model, resolved.path)
-    info = WeightsInfo(source=resolved.source, path=str(resolved.path), sha256=resolved.sha256())
+    info = resolved.info()
     model.weights_info = info
     return info
 
 
 __all__ = [
-    "WeightsNotFoundError", "WeightsLoadError", "ResolvedWeights", "resolve_weights", "read_state_dict",
+    "WeightsInfo", "WeightsNotFoundError", "WeightsLoadError", "ResolvedWeights", "resolve_weights", "read_state_dict",
     "load_weights", "load_pretrained", "check_state_dict", "file_sha256", "hf_cache_dir",
 ]

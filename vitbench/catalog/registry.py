@@ -334,12 +334,30 @@ def suggest(name: str, choices, n: int = 3) -> str:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered checkpoint names matching a shell-style `pattern`, in catalog order."""
+    """Registered checkpoint names.
+
+    Args:
+        pattern: a shell-style pattern (fnmatch, case-sensitive): 'vit_*rope*', 'deit3_*'.
+
+    Returns:
+        The matching names (`arch.tag`, or a registered Hub id), in catalog order.
+    """
     return [n for n in _catalog() if fnmatch.fnmatchcase(n, pattern)]
 
 
 def get_checkpoint(name: str) -> CheckpointCfg:
-    """The registered checkpoint `name`; an unknown name raises UnknownModelError with suggestions."""
+    """The pretrained config of a registered checkpoint.
+
+    Args:
+        name: a registered checkpoint name (`arch.tag`, or a registered Hub id).
+
+    Returns:
+        CheckpointCfg: its architecture, input and data settings, head, weight source, license,
+        papers and card facts.
+
+    Raises:
+        UnknownModelError: `name` is not registered (the message suggests the closest names).
+    """
     try:
         return _catalog()[name]
     except KeyError:
@@ -351,3 +369,8 @@ def get_checkpoint(name: str) -> CheckpointCfg:
 
 def is_registered(name: str) -> bool:
     return name in _catalog()
+
+
+def safe_name(checkpoint: str) -> str:
+    """A checkpoint name as a file name: a Hub id's '/' becomes '--', as the HF cache writes it."""
+    return checkpoint.replace("/", "--")

@@ -13,7 +13,6 @@ Targets are in the label space of the logits the evaluator scores: for a dataset
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -45,7 +44,7 @@ from vitbench.data.specs import (
     selectable_datasets,
     shift_datasets,
 )
-from vitbench.records import DataFingerprint
+from vitbench.data.fingerprint import DataFingerprint, data_fingerprint  # noqa: F401
 from vitbench.data.transforms import pil_to_uint8_tensor, to_rgb
 
 log = logging.getLogger(__name__)
@@ -144,19 +143,6 @@ class EvalDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (f"EvalDataset({self.spec.name!r}, root={self.root!r}, layout={self.layout!r}, "
                 f"n_images={self.n_images}, n_expected={self.n_expected})")
-
-
-def data_fingerprint(root: str, files: Sequence[str], targets: Sequence[int]) -> DataFingerprint:
-    """The data a job scores, cheaply: its root, its image count and a sha256 of the sorted
-    (file relative to root, label) pairs. No image is opened, so a 50,000-image set takes well under
-    a second; a different folder, a different image count, a renamed file or a changed label all
-    give a different fingerprint."""
-    prefix = root.rstrip("/") + "/"
-    pairs = sorted((f[len(prefix):] if f.startswith(prefix) else f, int(t)) for f, t in zip(files, targets))
-    h = hashlib.sha256()
-    for f, t in pairs:
-        h.update(f"{f}\t{t}\n".encode("utf-8", "surrogateescape"))
-    return DataFingerprint(root=root, n_images=len(pairs), sha256=h.hexdigest())
 
 
 def canonical_order(rows: list[int], files: list[str], targets: list[int], layout: str) -> list[int]:

@@ -45,17 +45,34 @@ from vitbench.catalog.registry import get_checkpoint, is_registered
 def create_model(name: str, pretrained: bool = False, weights: str | Path | None = None,
                  num_classes: int | None = None, weights_dir: str | Path | None = None,
                  **kwargs) -> nn.Module:
-    """Build checkpoint `name` (`arch.tag`, a registered Hub id, or a bare architecture name).
-
-    pretrained: load the checkpoint's weights from `weights_dir`, the local HF cache or the Hub.
-    weights: an explicit file or transformers folder (implies pretrained).
-    num_classes: head size; defaults to the checkpoint's (a bare architecture: its default head, timm's). Loading weights with a different head
-        size is an error, never a silent partial load.
+    """Build the model of a checkpoint or architecture, with its weights when asked.
 
     A transformers-format checkpoint (a folder with config.json, or a registered checkpoint whose
     weights_format is 'transformers') is built from its own config.json, takes its data config from
     preprocessor_config.json and its labels from config.json, then loads through the family's
     checkpoint_filter_fn.
+
+    Args:
+        name: a registered checkpoint (`arch.tag`, or a registered Hub id such as
+            'google/vit-hybrid-base-bit-384') or a bare architecture name (random init, timm's
+            generic data config).
+        pretrained: load the checkpoint's weights from `weights_dir`, the local HF cache or the Hub.
+        weights: an explicit weight file or transformers folder (implies pretrained).
+        num_classes: head size; None gives the checkpoint's (a bare architecture: its default head,
+            timm's). Loading weights with a different head size is an error, never a partial load.
+        weights_dir: a folder of `<checkpoint>.safetensors` (or .pth/.bin, or a transformers folder
+            named after the checkpoint), looked in before the HF cache and the Hub.
+        **kwargs: constructor overrides of the architecture's settings (depth=1, img_size=128, ...).
+
+    Returns:
+        The model in train mode (call `.eval()`), carrying `architecture`, `checkpoint_cfg`,
+        `data_config` and `checkpoint_filter_fn`, and `weights_info` when weights were loaded.
+
+    Raises:
+        UnknownModelError: `name` is neither a registered checkpoint nor an architecture.
+        WeightsNotFoundError: weights were asked for and found nowhere (the message says where it
+            looked and how to provide them).
+        WeightsLoadError: the weights do not fit the model (keys or shapes named).
     """
     cfg = get_checkpoint(name) if is_registered(name) else None
     resolved = _resolve_transformers(name, cfg, pretrained, weights, weights_dir)
@@ -100,7 +117,6 @@ def _resolve_transformers(name, cfg, pretrained, weights, weights_dir):
 def _create_from_transformers(name, cfg, resolved, num_classes, **kwargs) -> nn.Module:
     import json
 
-    from vitbench.records import WeightsInfo
     from vitbench.weights import load_weights
 
     folder = Path(resolved.path)
@@ -123,7 +139,7 @@ def _create_from_transformers(name, cfg, resolved, num_classes, **kwargs) -> nn.
     if id2label:
         model.id2label = {int(k): v for k, v in id2label.items()}
     load_weights(model, folder)
-    model.weights_info = WeightsInfo(source=resolved.source, path=str(folder), sha256=resolved.sha256())
+    model.weights_info = resolved.info()
     return model
 
 

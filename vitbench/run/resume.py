@@ -1,0 +1,39 @@
+"""The resume rules: when a record already on disk stands for the work a run would do, in one place.
+
+    eval_rerun_reason(record, limit, fingerprint)  None: the 'ok' record stands (same data, same limit)
+    stats_current(record)                          counted with today's counting rules
+    bench_measured_here(record, device)            measured on this machine (device name and torch)
+"""
+from __future__ import annotations
+
+
+def eval_rerun_reason(rec, limit: int | None, fingerprint) -> str | None:
+    """None when `rec` stands for the job: an 'ok' record made on the same data (same fingerprint) by a
+    full run, or by a --limit run with this job's limit. Otherwise why the job runs again."""
+    if rec is None or rec.status != "ok":
+        return "no 'ok' record"
+    if rec.limit is not None and rec.limit != limit:
+        return f"its record is of a --limit {rec.limit} run"
+    old = rec.provenance.data_fingerprint if rec.provenance else None
+    if old is None:
+        return "its record does not say which data it was measured on (made before data fingerprints)"
+    why = old.mismatch(fingerprint)
+    return f"its record was measured on other data ({why})" if why else None
+
+
+def stats_current(rec) -> bool:
+    """Whether a stats record exists and was counted with today's rules (`stats.COUNT_RULES`)."""
+    from vitbench.stats import COUNT_RULES
+
+    return rec is not None and rec.count_rules == COUNT_RULES
+
+
+def bench_measured_here(rec, device: str) -> bool:
+    """Whether a throughput record exists and was measured on this machine (same device name and torch
+    version): a record copied from another machine is not this one's speed."""
+    import torch
+
+    from vitbench.records import device_name
+
+    prov = rec.provenance if rec is not None else None
+    return prov is not None and (prov.device_name, prov.torch_version) == (device_name(device), torch.__version__)
