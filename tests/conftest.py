@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ GOLDEN = FIXTURES / "golden"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# weight hashes are cached between runs (vitbench.weights.sha_cache_file): never in the user's ~/.cache
+os.environ.setdefault("VITBENCH_CACHE", tempfile.mkdtemp(prefix="vitbench-cache-"))
 
 
 @pytest.fixture

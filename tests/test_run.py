@@ -305,6 +305,57 @@ def test_force_reruns(dummy, tmp_path):
     assert rec(tmp_path, "imagenet").top1 == 90.0
 
 
+def test_a_changed_weights_file_reruns_its_jobs(dummy, tmp_path, caplog):
+    """Resume reuses a record only for the same weights (sha256): a re-trained file under the same
+    name reruns; the same file again does not."""
+    import logging
+
+    from safetensors.torch import save_file
+
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    first = rec(tmp_path, "imagenet")
+    assert first.weights.sha256 and dummy["built"] == [CKPT]
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    assert dummy["built"] == [CKPT]                                    # same weights: skipped
+    state = {k: v.contiguous() for k, v in ColourModel().state_dict().items()}
+    state["bias"] = state["bias"].clone()
+    state["bias"][999] = -2e4                                          # another file, same predictions
+    save_file(state, str(dummy["weights_dir"] / f"{CKPT}.safetensors"))
+    with caplog.at_level(logging.INFO, logger="vitbench.run.runner"):
+        assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    assert dummy["built"] == [CKPT, CKPT]
+    assert "measured with other weights" in caplog.text
+    again = rec(tmp_path, "imagenet")
+    assert again.weights.sha256 != first.weights.sha256 and again.top1 == first.top1
+
+
+def test_a_model_from_python_joins_the_records(tmp_path):
+    """vitbench.evaluate(model, ...) writes the records a run writes, with provenance 'python'; it is
+    reused only when the caller passes a weights hash."""
+    import vitbench
+    from test_evaluate import DUMMY_CONFIG
+
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    kw = dict(datasets=["imagenet"], data_config=DUMMY_CONFIG, name="my_colour_model", data_root=tmp_path / "data",
+              results_dir=tmp_path / "results", batch_size=4)
+    out = vitbench.evaluate(ColourModel(), **kw)
+    r = out["imagenet"]
+    assert r.status == "ok" and r.top1 == 90.0 and r.checkpoint == "my_colour_model"
+    assert (r.weights.source, r.weights.path, r.weights.sha256) == ("python", None, None)
+    assert read_record(tmp_path / "results" / "records" / "stats" / "my_colour_model.json").param_count == 3000
+    stamp = eval_path(tmp_path / "results", "imagenet", "my_colour_model", "fp32").stat().st_mtime_ns
+    vitbench.evaluate(ColourModel(), **kw)                              # no hash: evaluated again
+    path = eval_path(tmp_path / "results", "imagenet", "my_colour_model", "fp32")
+    assert path.stat().st_mtime_ns != stamp
+    vitbench.evaluate(ColourModel(), weights_sha256="ab" * 32, **kw)
+    stamp = path.stat().st_mtime_ns
+    vitbench.evaluate(ColourModel(), weights_sha256="ab" * 32, **kw)    # the same hash: reused
+    assert path.stat().st_mtime_ns == stamp
+    rows = list(csv.DictReader(open(tmp_path / "results" / "results-imagenet.csv")))
+    assert [row["model"] for row in rows] == ["my_colour_model"]
+
+
 def test_model_built_once_per_checkpoint(dummy, tmp_path):
     make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
     make_numbered(tmp_path / "data" / "imagenetv2-matched-frequency", [(1, 1)])

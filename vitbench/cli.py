@@ -183,26 +183,12 @@ def cmd_run(args) -> int:
         raise UsageError(f"--datasets: unknown {unknown}; choose from {','.join(selectable_datasets())}")
     from vitbench.run import RunConfig, run
 
-    cfg = RunConfig(
-        checkpoints=tuple(_select(args.names, args.all_models)),
-        datasets=tuple(args.datasets),
-        data_root=data_root,
-        data_overrides=tuple(sorted(_data_overrides(args.data).items())),
-        device=args.device,
-        precision=args.precision,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        limit=args.limit,
-        weights_dir=args.weights_dir,
-        results_dir=args.results_dir,
-        reports_dir=args.reports_dir,
-        force=args.force,
-        skip_bad_images=args.skip_bad_images,
-        bench=None if args.no_bench else _bench_options(args),
-        report=not args.no_report,
-        shard=args.shard,
-        pass_memory_gb=args.pass_memory_gb,
-    )
+    same = ("device", "precision", "batch_size", "workers", "limit", "weights_dir", "results_dir", "reports_dir",
+            "force", "skip_bad_images", "shard", "pass_memory_gb")       # flags named as RunConfig fields
+    cfg = RunConfig(checkpoints=tuple(_select(args.names, args.all_models)), datasets=tuple(args.datasets),
+                    data_root=data_root, data_overrides=tuple(sorted(_data_overrides(args.data).items())),
+                    bench=None if args.no_bench else _bench_options(args), report=not args.no_report,
+                    **{k: getattr(args, k) for k in same})
     return run(cfg)
 
 

@@ -301,13 +301,25 @@ def measure(name: str):
         counting rules (`COUNT_RULES`) and provenance.
     """
     from vitbench.catalog.registry import get_checkpoint
+
+    return _record(name, get_checkpoint(name).architecture, count_stats(name))
+
+
+def measure_model(model: nn.Module, name: str):
+    """Count a model built in Python (a real forward at batch 1 where it lives) under `name`.
+
+    Returns:
+        StatsRecord, as `measure` gives for a registered checkpoint.
+    """
+    return _record(name, getattr(model, "architecture", None) or type(model).__name__, count_model(model))
+
+
+def _record(name: str, architecture: str, s: Stats):
     from vitbench.records import StatsRecord, provenance
 
-    cfg = get_checkpoint(name)
-    s = count_stats(name)
     return StatsRecord(
         checkpoint=name,
-        architecture=cfg.architecture,
+        architecture=architecture,
         img_size=s.img_size,
         param_count=s.param_count,
         gmacs=round(s.gmacs, 4),

@@ -74,20 +74,48 @@ class ResolvedWeights:
         return WeightsInfo(source=self.source, path=str(self.path), sha256=self.sha256())
 
 
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+_SHA_CACHE: dict[str, str] = {}
+
+
+def sha_cache_file() -> Path:
+    """Where weight hashes are kept between runs: $VITBENCH_CACHE/sha256.json, else
+    $XDG_CACHE_HOME/vitbench/ (~/.cache/vitbench/)."""
+    root = os.environ.get("VITBENCH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "vitbench")
+    return Path(root) / "sha256.json"
+
+
+def _stored_hashes(path: Path) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes (following symlinks, as in the HF cache), cached per path+mtime+size."""
+    """sha256 of a file's bytes (following symlinks, as in the HF cache), cached by path, size and mtime,
+    in memory and in `sha_cache_file()`, so a rerun does not read gigabytes of weights again (a file
+    rewritten in place changes its mtime, and is hashed again)."""
     path = Path(path)
     st = path.stat()
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
+        store = sha_cache_file()
+        known = _stored_hashes(store)
+        if key not in known:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            known = {**_stored_hashes(store), key: h.hexdigest()}
+            try:                                        # temp file + rename: readers never see half a file
+                store.parent.mkdir(parents=True, exist_ok=True)
+                tmp = store.with_name(f".{store.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(known, indent=0, sort_keys=True))
+                os.replace(tmp, store)
+            except OSError:
+                pass                                    # a read-only home: the memory cache still holds
+        _SHA_CACHE[key] = known[key]
     return _SHA_CACHE[key]
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from vitbench.bench import BenchOptions
 from vitbench.data.specs import DATASETS, expand_datasets, selectable_datasets
-from vitbench.eval.precision import PRECISIONS
+from vitbench.eval.precision import check as check_precision
 
 DEFAULT_BATCH = {"cuda": 256, "cpu": 32}
 DEFAULT_RESULTS, DEFAULT_REPORTS = Path("results"), Path("reports")
@@ -76,8 +76,10 @@ class RunConfig:
 
         from vitbench.data.layouts import parse_source
 
-        if self.precision not in PRECISIONS:
-            raise RunConfigError(f"--precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
+        try:
+            check_precision(self.precision)
+        except ValueError as e:
+            raise RunConfigError(f"--{e}") from None
         try:
             dev = torch.device(self.device)
         except RuntimeError:

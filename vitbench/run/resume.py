@@ -1,15 +1,19 @@
 """The resume rules: when a record already on disk stands for the work a run would do, in one place.
 
-    eval_rerun_reason(record, limit, fingerprint)  None: the 'ok' record stands (same data, same limit)
+    eval_rerun_reason(record, limit, fingerprint, weights_sha256)
+                                                   None: the 'ok' record stands (same data, same weights,
+                                                   same limit)
     stats_current(record)                          counted with today's counting rules
     bench_measured_here(record, device)            measured on this machine (device name and torch)
 """
 from __future__ import annotations
 
 
-def eval_rerun_reason(rec, limit: int | None, fingerprint) -> str | None:
-    """None when `rec` stands for the job: an 'ok' record made on the same data (same fingerprint) by a
-    full run, or by a --limit run with this job's limit. Otherwise why the job runs again."""
+def eval_rerun_reason(rec, limit: int | None, fingerprint, weights_sha256: str | None) -> str | None:
+    """None when `rec` stands for the job: an 'ok' record made with the same weights (sha256) on the
+    same data (same fingerprint) by a full run, or by a --limit run with this job's limit. Otherwise
+    why the job runs again. `weights_sha256` None: the weights cannot be told (a model from Python
+    without a hash), so no record stands for them."""
     if rec is None or rec.status != "ok":
         return "no 'ok' record"
     if rec.limit is not None and rec.limit != limit:
@@ -18,7 +22,14 @@ def eval_rerun_reason(rec, limit: int | None, fingerprint) -> str | None:
     if old is None:
         return "its record does not say which data it was measured on (made before data fingerprints)"
     why = old.mismatch(fingerprint)
-    return f"its record was measured on other data ({why})" if why else None
+    if why:
+        return f"its record was measured on other data ({why})"
+    if weights_sha256 is None:
+        return "the weights have no hash to match the record with (a model from Python without weights_sha256)"
+    made_with = rec.weights.sha256 if rec.weights else None
+    if made_with != weights_sha256:
+        return f"its record was measured with other weights (sha256 {str(made_with)[:12]} -> {weights_sha256[:12]})"
+    return None
 
 
 def stats_current(rec) -> bool:

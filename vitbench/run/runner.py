@@ -70,6 +70,10 @@ class CheckpointSource:
                 self._missing = Reason.from_error("weights", str(e))
         return self._missing
 
+    def weights_sha256(self) -> str | None:
+        """sha256 of the weight file found (cached by path, size and mtime: a rerun reads no gigabytes)."""
+        return self._resolved.sha256() if self._resolved is not None else None
+
     def crop_key(self) -> tuple | None:
         """The key before the model is built (the registry, or a transformers folder's preprocessor
         config); None when it cannot be told. The built model's own data config has the last word."""
@@ -106,11 +110,44 @@ class CheckpointSource:
         self._model = None
 
 
-class Run:
-    """One `vitbench run` (or the stats/throughput part of it): config, process group, records, summary."""
+class ModuleSource:
+    """A model the caller built in Python (any module mapping [B, 3, H, W] to 1000 logits) as the
+    engine's ModelSource. No weights file: its records say source 'python', and the resume rule reuses
+    them only when the caller vouches for the weights with a hash."""
 
-    def __init__(self, cfg: RunConfig, world: World | None = None):
+    def __init__(self, name: str, model, data_config, weights_sha256: str | None = None):
+        from vitbench.weights import WeightsInfo
+
+        self.name, self.model = name, model
+        self.model.data_config = data_config
+        self.info = WeightsInfo(source="python", path=None, sha256=weights_sha256)
+
+    def missing_weights(self) -> Reason | None:
+        return None
+
+    def weights_sha256(self) -> str | None:
+        return self.info.sha256
+
+    def crop_key(self) -> tuple | None:
+        from vitbench.eval.engine import crop_key
+
+        return crop_key(self.model.data_config)
+
+    def build(self):
+        self.model.weights_info = self.info
+        return self.model.eval()
+
+    def release(self) -> None:
+        pass
+
+
+class Run:
+    """One `vitbench run` (or the stats/throughput part of it): config, process group, records, summary.
+    `sources` gives a checkpoint its model another way than the registry (`evaluate_model`)."""
+
+    def __init__(self, cfg: RunConfig, world: World | None = None, sources: dict | None = None):
         self.cfg = cfg
+        self.sources = dict(sources or {})
         self.world = world or World(device=cfg.device)
         self.store = RecordStore.load(cfg.results_dir)
         self.summary = Summary()
@@ -140,10 +177,11 @@ class Run:
         from vitbench import stats
 
         path = stats_path(self.cfg.results_dir, name)
-        if resume.stats_current(self.store.get(path)) and not self.cfg.force:
+        if resume.stats_current(self.store.get(path)) and not self.cfg.force and name not in self.sources:
             return
         try:
-            rec = stats.measure(name)
+            source = self.sources.get(name)
+            rec = stats.measure(name) if source is None else stats.measure_model(source.model, name)
         except Exception as e:  # noqa: BLE001 - one bad model must not stop the others
             log.error("stats %s failed: %s: %s", name, type(e).__name__, e)
             self.summary.failed.append((f"stats {name}", f"{type(e).__name__}: {e}"))
@@ -196,7 +234,7 @@ class Run:
             # the benchmark CSV takes GMACs/activations from the stats record: throughput brings one
             if self.cfg.stats or self.cfg.bench is not None:
                 self.measure_stats(name)
-            if self.cfg.bench is not None:
+            if self.cfg.bench is not None and name not in self.sources:   # random weights: a registered architecture
                 self.measure_bench(name)
 
     # ------------------------------------------------------------------ evaluation
@@ -241,15 +279,19 @@ class Run:
             return self.failed(job, f"dataset layout: {ds}")
         if isinstance(ds, Exception):
             return self.failed(job, f"reading the dataset failed: {type(ds).__name__}: {ds}")
-        why = resume.eval_rerun_reason(old, self.cfg.limit, ds.fingerprint)
+        missing = source.missing_weights()
+        if missing:
+            if old is not None and old.status == "ok" and resume.eval_rerun_reason(
+                    old, self.cfg.limit, ds.fingerprint, old.weights.sha256 if old.weights else None) is None:
+                self.summary.skipped.append(f"{job.checkpoint} {job.dataset}")   # no weights to check it against
+                return None
+            return self.not_run(job, [missing])
+        why = resume.eval_rerun_reason(old, self.cfg.limit, ds.fingerprint, source.weights_sha256())
         if why is None:
             self.summary.skipped.append(f"{job.checkpoint} {job.dataset}")
             return None
         if old is not None and old.status == "ok":
             log.info("rerun %s %s %s: %s", job.checkpoint, job.dataset, job.precision, why)
-        missing = source.missing_weights()
-        if missing:
-            return self.not_run(job, [missing])
         return EngineJob(job, source, ds)
 
     def not_run(self, job: Job, reasons: list[Reason]) -> None:
@@ -310,7 +352,8 @@ class Run:
         from vitbench.eval.engine import Engine, PassSettings
 
         cfg, jobs = self.cfg, self.plan()
-        sources = {n: CheckpointSource(n, cfg.weights_dir) for n in dict.fromkeys(j.checkpoint for j in jobs)}
+        sources = {n: self.sources.get(n) or CheckpointSource(n, cfg.weights_dir)
+                   for n in dict.fromkeys(j.checkpoint for j in jobs)}
         opened: dict = {}
         ready = [self.prepare(job, sources[job.checkpoint], opened) for job in jobs]
         everywhere = distributed.all_gather(self.world, [rj is not None for rj in ready])
@@ -456,3 +499,44 @@ def measure_only(cfg: RunConfig) -> Run:
         r.measure()
         r.write_outputs()
     return r
+
+
+def evaluate_model(model, datasets=("imagenet",), data_config=None, name: str = "python_model",
+                   results_dir: str | Path = "results", *, weights_sha256: str | None = None, **options) -> dict:
+    """Evaluate a model built in Python and write the same records a run writes, so it joins the
+    results CSVs and the reports under `name`.
+
+    Args:
+        model: any nn.Module mapping a normalized float batch [B, 3, H, W] to 1000 ImageNet logits.
+        datasets: vitbench dataset names (imagenet, real, v2, sketch, r, a).
+        data_config: its eval preprocessing (`vitbench.DataConfig`, or a registered checkpoint name to
+            take it from); None: the model's own `data_config` attribute.
+        name: the name its records, CSV rows and report rows carry.
+        results_dir: where the records go.
+        weights_sha256: a hash of the weights, when the caller has one: a later call with the same hash
+            reuses the records (without it a record from Python is never reused: nothing says the
+            weights are the same).
+        **options: any other RunConfig field (device, precision, batch_size, workers, limit, data_root,
+            data_overrides, force, report, ...).
+
+    Returns:
+        {dataset: EvalRecord} of the jobs that have a record after the call.
+
+    Raises:
+        RunConfigError: a bad option (unknown dataset, missing --data path, no CUDA, ...).
+    """
+    from vitbench.data.config import DataConfig, resolve_data_config
+
+    dc = data_config if isinstance(data_config, DataConfig) or data_config is None else resolve_data_config(data_config)
+    dc = dc or getattr(model, "data_config", None)
+    if not isinstance(dc, DataConfig):
+        raise RunConfigError(f"evaluate_model({name!r}): give data_config (a vitbench.DataConfig or a registered "
+                             f"checkpoint name): the model has no data_config of its own")
+    options = {"report": False, "bench": None, **options}
+    cfg = RunConfig(checkpoints=(name,), datasets=tuple(datasets), results_dir=Path(results_dir), **options)
+    cfg.validate()
+    r = Run(cfg, sources={name: ModuleSource(name, model, dc, weights_sha256)})
+    with _sigterm_as_interrupt():
+        r.execute()
+    log.info("%s", r.summary.render())
+    return {j.dataset: rec for j in r.plan() if (rec := r.store.get(j.record)) is not None}
