@@ -16,8 +16,13 @@ from safetensors.torch import save_file
 import vitbench
 from vitbench import weights as W
 from vitbench.weights import (
-    ResolvedWeights, WeightsLoadError, WeightsNotFoundError, load_pretrained, load_weights,
-    read_state_dict, resolve_weights,
+    ResolvedWeights,
+    WeightsLoadError,
+    WeightsNotFoundError,
+    load_pretrained,
+    load_weights,
+    read_state_dict,
+    resolve_weights,
 )
 
 VIT = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
@@ -101,6 +106,46 @@ def test_read_state_dict_unwraps_containers(tmp_path, wrap):
     assert_same(read_state_dict(tmp_path / "w.pth"), small_sd())
 
 
+def _training_checkpoint(sd: dict, **extra) -> dict:
+    """What timm's train.py saves: epoch, arch, the DDP-wrapped weights, the EMA weights, the optimizer
+    state and the run's argparse.Namespace."""
+    import argparse
+
+    import numpy as np
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1, momentum=0.9)
+    return {"epoch": 299, "arch": "vit_small_patch16_224", "state_dict": {f"module.{k}": v for k, v in sd.items()},
+            "optimizer": opt.state_dict(), "version": 2, "metric": np.float64(81.4),
+            "args": argparse.Namespace(model="vit_small_patch16_224", lr=1e-3, epochs=300), **extra}
+
+
+def test_a_training_checkpoint_loads_its_model_or_its_ema_weights(tmp_path):
+    from vitbench.weights import read_checkpoint
+
+    ema = {k: v + 1 for k, v in small_sd().items()}
+    for key in ("state_dict_ema", "model_ema", "model_ema_state_dict"):
+        torch.save(_training_checkpoint(small_sd(), **{key: ema}), tmp_path / "ckpt.pth")
+        sd, entry = read_checkpoint(tmp_path / "ckpt.pth")
+        assert entry == "state_dict" and set(sd) == set(small_sd())          # module. taken off
+        assert_same(sd, small_sd())
+        sd, entry = read_checkpoint(tmp_path / "ckpt.pth", ema=True)
+        assert entry == key
+        assert_same(sd, ema)
+    torch.save(_training_checkpoint(small_sd()), tmp_path / "no-ema.pth")
+    with pytest.raises(WeightsLoadError, match=r"no-ema\.pth: `ema: true`, but the checkpoint has no EMA"):
+        read_checkpoint(tmp_path / "no-ema.pth", ema=True)
+    torch.save({"model": {f"_orig_mod.{k}": v for k, v in small_sd().items()}}, tmp_path / "compiled.pth")
+    assert_same(read_state_dict(tmp_path / "compiled.pth"), small_sd())    # torch.compile's prefix
+
+
+def test_a_training_checkpoint_loads_into_a_model_and_says_which_entry(tmp_path, vit_sd):
+    model = vitbench.create_model(VIT)
+    torch.save(_training_checkpoint(vit_sd, state_dict_ema=vit_sd), tmp_path / "checkpoint-300.pth")
+    load_weights(model, tmp_path / "checkpoint-300.pth", ema=True)
+    assert model.weights_entry == "state_dict_ema"
+    assert_same(model.state_dict(), vit_sd)
+
+
 def test_ambiguous_container_refused(tmp_path):
     torch.save({"model": small_sd(), "state_dict": small_sd()}, tmp_path / "w.pth")
     with pytest.raises(WeightsLoadError, match=r"w\.pth.*ambiguous"):
@@ -113,7 +158,7 @@ class NeedsCode:
 
 
 def test_pickle_needing_code_refused(tmp_path):
-    torch.save({"model": small_sd(), "args": NeedsCode()}, tmp_path / "evil.pth")
+    torch.save(_training_checkpoint(small_sd(), hook=NeedsCode()), tmp_path / "evil.pth")
     with pytest.raises(WeightsLoadError) as e:
         read_state_dict(tmp_path / "evil.pth")
     msg = str(e.value)

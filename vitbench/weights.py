@@ -34,7 +34,11 @@ FILE_SUFFIXES = (".safetensors", ".pth", ".bin")        # looked for in a weight
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")        # read with torch.load(weights_only=True)
 HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")   # in a transformers folder / Hub repo
 HUB_CONFIG_FILES = ("config.json", "preprocessor_config.json")  # transformers format; the first required
-_CONTAINER_KEYS = ("state_dict", "model")                # training checkpoints that wrap a state dict
+# training checkpoints (timm's train.py, DeiT's, Lightning-style) keep the model's weights under one of
+# these entries, and the EMA weights, when there are any, under one of the second
+MODEL_ENTRIES = ("state_dict", "model")
+EMA_ENTRIES = ("state_dict_ema", "model_ema", "model_ema_state_dict")
+_PREFIXES = ("module.", "_orig_mod.")                    # DataParallel / DDP, torch.compile
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _SHOW = 10                                               # keys listed per kind of mismatch
 
@@ -45,6 +49,7 @@ class WeightsInfo:
     source: str                    # 'file' | 'weights-dir' | 'hf-cache' | 'hf-hub' | 'python'
     path: str | None               # resolved file (or transformers folder)
     sha256: str | None             # of the weight file
+    entry: str | None = None       # the entry of a training checkpoint that was loaded ('state_dict_ema', ...)
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -70,8 +75,8 @@ class ResolvedWeights:
     def sha256(self) -> str:
         return file_sha256(self.file)
 
-    def info(self) -> WeightsInfo:
-        return WeightsInfo(source=self.source, path=str(self.path), sha256=self.sha256())
+    def info(self, entry: str | None = None) -> WeightsInfo:
+        return WeightsInfo(source=self.source, path=str(self.path), sha256=self.sha256(), entry=entry)
 
 
 _SHA_CACHE: dict[str, str] = {}
@@ -404,9 +409,25 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
             f"{_sniff(path)}.") from None
 
 
+def _trainer_globals() -> list:
+    """The harmless non-tensor types trainers store beside the weights, allowed by weights_only loading:
+    timm's train.py saves its argparse.Namespace; numpy scalars and dtypes appear in saved metrics."""
+    import argparse
+
+    import numpy as np
+
+    allowed = [argparse.Namespace, np.dtype]
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    scalar = getattr(getattr(core, "multiarray", None), "scalar", None)
+    allowed += [scalar] if scalar is not None else []
+    allowed += [type(np.dtype(n)) for n in ("float64", "float32", "int64", "int32", "bool")]
+    return allowed
+
+
 def _read_torch(path: Path):
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_trainer_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         text = str(e)
         if "weights only" in text.lower() or "weights_only" in text:
@@ -432,23 +453,32 @@ def _is_tensor_dict(obj) -> bool:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
 
 
-def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:
-    """The state dict inside a torch checkpoint: itself, or its single 'state_dict'/'model' entry."""
+def _unwrap(obj, path: Path, ema: bool = False) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The state dict inside a torch checkpoint and the entry it came from: the file itself (None), its
+    single model entry ('state_dict' or 'model'), or with `ema` its EMA entry. DDP's `module.` and
+    torch.compile's `_orig_mod.` prefixes are taken off."""
+    entry = None
     if not _is_tensor_dict(obj):
         if not isinstance(obj, dict):
             raise WeightsLoadError(f"{path}: holds a {type(obj).__name__}, not a state dict (a dict of "
                                    f"tensors).")
-        found = [k for k in _CONTAINER_KEYS if _is_tensor_dict(obj.get(k))]
+        keys = ", ".join(repr(k) for k in list(obj)[:_SHOW])
+        wanted = EMA_ENTRIES if ema else MODEL_ENTRIES
+        found = [k for k in wanted if _is_tensor_dict(obj.get(k))]
+        if ema and not found:
+            raise WeightsLoadError(f"{path}: `ema: true`, but the checkpoint has no EMA weights (none of "
+                                   f"{', '.join(map(repr, EMA_ENTRIES))} holds tensors); its keys: {keys}.")
         if len(found) != 1:
-            keys = ", ".join(repr(k) for k in list(obj)[:_SHOW])
             why = (f"both {found[0]!r} and {found[1]!r} hold weights; ambiguous" if found
-                   else f"no {' or '.join(repr(k) for k in _CONTAINER_KEYS)} entry holding tensors")
+                   else f"no {' or '.join(repr(k) for k in MODEL_ENTRIES)} entry holding tensors")
             raise WeightsLoadError(f"{path}: a dict that is not a state dict ({why}); its keys: {keys}. "
                                    f"Save the state dict you mean on its own as safetensors.")
-        obj = obj[found[0]]
-    if all(k.startswith("module.") for k in obj):   # saved from DataParallel / DDP
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    return dict(obj)
+        entry = found[0]
+        obj = obj[entry]
+    for prefix in _PREFIXES:
+        if all(k.startswith(prefix) for k in obj):
+            obj = {k[len(prefix):]: v for k, v in obj.items()}
+    return dict(obj), entry
 
 
 def _read_sharded(index: Path) -> dict[str, torch.Tensor]:
@@ -468,30 +498,43 @@ def _file_read(path: Path) -> Path:
     return weight_file(path)
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The state dict in a weight file or transformers folder, read without running pickled code.
+def read_state_dict(path: str | Path, ema: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict in a weight file or transformers folder (see `read_checkpoint`)."""
+    return read_checkpoint(path, ema)[0]
 
-    `.safetensors` via safetensors; `.pth`/`.pt`/`.bin`/`.ckpt` via torch.load(weights_only=True);
-    a folder reads its model.safetensors (or a sharded index) or pytorch_model.bin.
-    Raises WeightsLoadError naming the file and what it holds when it is not a readable state dict.
+
+def read_checkpoint(path: str | Path, ema: bool = False) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The state dict in a weight file, transformers folder or training checkpoint, read without running
+    pickled code, and the training checkpoint's entry it came from (None: the file is the state dict).
+
+    `.safetensors` via safetensors; `.pth`/`.pt`/`.bin`/`.ckpt` via torch.load(weights_only=True), which
+    also accepts what trainers store beside the weights (optimizer state, an argparse.Namespace of the
+    run's arguments) and still refuses a pickle that would run code; a folder reads its
+    model.safetensors (or a sharded index) or pytorch_model.bin. `ema`: a training checkpoint's EMA
+    weights instead of its model weights. Raises WeightsLoadError naming the file and what it holds
+    when it is not a readable state dict.
     """
     path = Path(path)
     if not path.exists():
         raise WeightsNotFoundError(f"Weights file {path} does not exist.")
     path = _file_read(path)
+    entry = None
     if path.name == "model.safetensors.index.json":
-        return _read_sharded(path)
+        return _read_sharded(path), None
     if path.suffix == ".safetensors":
         sd = _read_safetensors(path)
     elif path.suffix in TORCH_SUFFIXES:
-        sd = _unwrap(_read_torch(path), path)
+        sd, entry = _unwrap(_read_torch(path), path, ema)
     else:
         known = ", ".join((".safetensors",) + TORCH_SUFFIXES)
         raise WeightsLoadError(f"{path}: unknown weight file type {path.suffix!r} (expected {known}); "
                                f"it looks like {_sniff(path)}.")
     if not sd:
         raise WeightsLoadError(f"{path}: holds no tensors.")
-    return sd
+    if ema and entry is None:
+        raise WeightsLoadError(f"{path}: `ema: true`, but the file is a plain state dict, not a training "
+                               f"checkpoint with EMA weights.")
+    return sd, entry
 
 
 # ---------------------------------------------------------------------------- loading
@@ -549,7 +592,7 @@ def check_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], file: Path |
     raise WeightsLoadError("\n".join(lines))
 
 
-def load_weights(model: nn.Module, path_or_dir: str | Path) -> Path:
+def load_weights(model: nn.Module, path_or_dir: str | Path, ema: bool = False) -> Path:
     """Load a weight file or transformers folder into `model` strictly.
 
     The model family's `checkpoint_filter_fn(state_dict, model)`, when the model has one, remaps keys
@@ -558,7 +601,8 @@ def load_weights(model: nn.Module, path_or_dir: str | Path) -> Path:
     Args:
         model: the module to load into (usually made by `create_model`).
         path_or_dir: a `.safetensors`, `.pth`/`.pt`/`.bin`/`.ckpt` file (read without running pickled
-            code), or a transformers folder holding one.
+            code; a training checkpoint's model entry), or a transformers folder holding one.
+        ema: load a training checkpoint's EMA weights. The entry loaded is set as `model.weights_entry`.
 
     Returns:
         The weight file actually read.
@@ -568,7 +612,7 @@ def load_weights(model: nn.Module, path_or_dir: str | Path) -> Path:
             match (named, a head of another size saying which num_classes to pass).
     """
     path = Path(path_or_dir)
-    sd = read_state_dict(path)
+    sd, entry = read_checkpoint(path, ema)
     file = _file_read(path)
     filter_fn = getattr(model, "checkpoint_filter_fn", None)
     if callable(filter_fn):
@@ -584,6 +628,7 @@ def load_weights(model: nn.Module, path_or_dir: str | Path) -> Path:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
         raise WeightsLoadError(f"{file}: load_state_dict failed: {e}") from None
+    model.weights_entry = entry
     return file
 
 
@@ -592,12 +637,12 @@ def load_pretrained(model: nn.Module, name: str, weights: str | Path | None = No
     """Resolve checkpoint `name`'s weights and load them strictly; also sets `model.weights_info`."""
     resolved = resolve_weights(name, weights=weights, weights_dir=weights_dir)
     load_weights(model, resolved.path)
-    info = resolved.info()
+    info = resolved.info(entry=model.weights_entry)
     model.weights_info = info
     return info
 
 
 __all__ = [
     "WeightsInfo", "WeightsNotFoundError", "WeightsLoadError", "ResolvedWeights", "resolve_weights", "read_state_dict",
-    "load_weights", "load_pretrained", "check_state_dict", "file_sha256", "hf_cache_dir",
+    "read_checkpoint", "load_weights", "load_pretrained", "check_state_dict", "file_sha256", "hf_cache_dir",
 ]

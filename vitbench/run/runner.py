@@ -102,7 +102,7 @@ class CheckpointSource:
                 self._error = e
                 raise
             # where the weights were found (weights-dir / hf-cache / hf-hub), not just 'file'
-            model.weights_info = self._resolved.info()
+            model.weights_info = self._resolved.info(entry=getattr(model, "weights_entry", None))
             self._model = model.eval()
         return self._model
 
