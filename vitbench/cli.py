@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from vitbench.catalog.registry import UnknownModelError, get_checkpoint, list_models
+from vitbench.catalog.user import CatalogError, is_source_name
 from vitbench.data.specs import DATASETS, selectable_datasets
 from vitbench.eval.precision import PRECISIONS
 
@@ -41,6 +42,10 @@ def _select(names: list[str], all_models: bool) -> list[str]:
         raise UsageError("name at least one checkpoint (see `vitbench list`) or pass --all")
     selected: list[str] = []
     for n in names:
+        if is_source_name(n):                  # hf-hub:ORG/NAME[@REV], local-dir:PATH: read its config.json
+            from vitbench.models import resolve_checkpoint
+
+            resolve_checkpoint(n)
         matches = list_models(n) if any(c in n for c in "*?[") else [get_checkpoint(n).name]
         if not matches:
             raise UsageError(f"pattern {n!r} matches no registered checkpoint (see `vitbench list`)")
@@ -75,10 +80,19 @@ def _shard(text: str) -> tuple[int, int]:
     return shard
 
 
+def _add_catalog(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--catalog", action="append", default=[], metavar="FILE",
+                   help="a YAML catalog of your own checkpoints, beside the zoo (repeatable; also "
+                        "VITBENCH_CATALOG, a path list)")
+
+
 def _add_model_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="*", metavar="NAME",
-                   help="checkpoint names or shell patterns (see `vitbench list`)")
-    p.add_argument("--all", dest="all_models", action="store_true", help="every registered checkpoint")
+                   help="checkpoint names or shell patterns (see `vitbench list`), hf-hub:ORG/NAME[@REV] "
+                        "or local-dir:PATH")
+    p.add_argument("--all", dest="all_models", action="store_true",
+                   help="every registered checkpoint (the zoo and your catalogs)")
+    _add_catalog(p)
 
 
 def _add_device_flags(p: argparse.ArgumentParser, batch_default: int | None) -> None:
@@ -99,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list registered checkpoints")
     p.add_argument("pattern", nargs="?", default="*", help="shell pattern (default: *)")
     p.add_argument("--json", action="store_true", help="full configs as JSON")
+    _add_catalog(p)
 
     p = sub.add_parser("run", help="evaluate checkpoints, record results, write CSVs and reports")
     _add_model_selection(p)
@@ -151,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
     p.add_argument("--out", type=Path, default=None, help=REPORTS_HELP)
     p.add_argument("--templates", type=Path, default=None, help="override the Jinja templates folder")
+    _add_catalog(p)
     return parser
 
 
@@ -238,13 +254,26 @@ def cmd_report(args) -> int:
 COMMANDS = {"list": cmd_list, "run": cmd_run, "stats": cmd_stats, "bench": cmd_bench, "report": cmd_report}
 
 
+def _register_catalogs(args) -> None:
+    """The user catalogs of this command: VITBENCH_CATALOG, then each --catalog FILE."""
+    from vitbench.catalog.user import catalog_paths
+
+    paths = catalog_paths(getattr(args, "catalog", None))
+    if paths:
+        from vitbench.models import register_catalog
+
+        for path in paths:
+            register_catalog(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        _register_catalogs(args)
         return COMMANDS[args.command](args)
-    except (UsageError, UnknownModelError) as e:
+    except (UsageError, UnknownModelError, CatalogError) as e:
         print(f"vitbench {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -167,14 +167,18 @@ def hf_cache_dir() -> Path:
     return Path(os.path.expandvars(os.path.expanduser(home))) / "hub"
 
 
-def _checkpoint_source(name: str) -> tuple[str | None, str]:
-    """(hf_hub_id, weights_format) of a registered checkpoint; (None, 'timm') for a bare architecture."""
+def _checkpoint_source(name: str) -> tuple[str | None, str, str | None, str | None]:
+    """(Hub repo, weights_format, revision, the checkpoint's own `weights`) of a registered checkpoint;
+    (None, 'timm', None, None) for a bare architecture."""
     from vitbench.catalog.registry import get_checkpoint, is_registered
 
     if not is_registered(name):
-        return None, "timm"
+        return None, "timm", None, None
     cfg = get_checkpoint(name)
-    return cfg.hf_hub_id, cfg.weights_format
+    if cfg.weights and cfg.weights.startswith("hf-hub:"):
+        repo, _, rev = cfg.weights[len("hf-hub:"):].partition("@")
+        return repo, cfg.weights_format, rev or None, None
+    return cfg.hf_hub_id or None, cfg.weights_format, None, cfg.weights
 
 
 def _explicit(weights: Path) -> ResolvedWeights:
@@ -209,16 +213,19 @@ def _from_weights_dir(name: str, weights_dir: Path, looked: list[str]) -> Resolv
     return None
 
 
-def _cached_file(repo_id: str, filename: str, cache_dir: Path) -> Path | None:
-    """A file of `repo_id` in the local HF cache: the `main` snapshot first, then any other snapshot."""
+def _cached_file(repo_id: str, filename: str, cache_dir: Path, revision: str | None = None) -> Path | None:
+    """A file of `repo_id` in the local HF cache: the `main` snapshot (or `revision`) first, then (no
+    revision asked for) any other snapshot."""
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        found = try_to_load_from_cache(repo_id, filename, cache_dir=str(cache_dir))
+        found = try_to_load_from_cache(repo_id, filename, cache_dir=str(cache_dir), revision=revision)
     except Exception:   # a malformed repo id or cache entry is just "not cached"
         found = None
     if isinstance(found, str) and Path(found).is_file():
         return Path(found)
+    if revision is not None:
+        return None
     snapshots = cache_dir / f"models--{repo_id.replace('/', '--')}" / "snapshots"
     if snapshots.is_dir():
         hits = [p / filename for p in snapshots.iterdir() if (p / filename).is_file()]
@@ -227,9 +234,10 @@ def _cached_file(repo_id: str, filename: str, cache_dir: Path) -> Path | None:
     return None
 
 
-def _from_hf_cache(repo_id: str, fmt: str, cache_dir: Path, looked: list[str]) -> ResolvedWeights | None:
+def _from_hf_cache(repo_id: str, fmt: str, cache_dir: Path, looked: list[str],
+                   revision: str | None = None) -> ResolvedWeights | None:
     for fname in HUB_WEIGHT_FILES:
-        found = _cached_file(repo_id, fname, cache_dir)
+        found = _cached_file(repo_id, fname, cache_dir, revision)
         if found is None:
             continue
         if fmt != "transformers":
@@ -265,7 +273,8 @@ def _probe_hub(timeout: float = 5.0) -> str:
     return ""
 
 
-def _from_hub(repo_id: str, fmt: str, cache_dir: Path, looked: list[str]) -> ResolvedWeights | None:
+def _from_hub(repo_id: str, fmt: str, cache_dir: Path, looked: list[str],
+              revision: str | None = None) -> ResolvedWeights | None:
     """Download from the Hub; every failure becomes a line in `looked`, never an exception."""
     global _HUB_UNREACHABLE
     from huggingface_hub import hf_hub_download
@@ -285,7 +294,7 @@ def _from_hub(repo_id: str, fmt: str, cache_dir: Path, looked: list[str]) -> Res
         return None
     def download(fname: str) -> Path:
         try:
-            return Path(hf_hub_download(repo_id, fname, cache_dir=str(cache_dir)))
+            return Path(hf_hub_download(repo_id, fname, cache_dir=str(cache_dir), revision=revision))
         except LocalEntryNotFoundError:   # the connection failed and nothing is cached
             raise ConnectionError(f"no connection while fetching {fname}") from None
 
@@ -340,12 +349,14 @@ def _not_found_message(name: str, repo_id: str | None, looked: list[str]) -> str
 
 def resolve_weights(name: str, weights: str | Path | None = None,
                     weights_dir: str | Path | None = None) -> ResolvedWeights:
-    """Find checkpoint `name`'s weights: explicit `weights`, then `weights_dir`, then HF cache, then Hub.
+    """Find checkpoint `name`'s weights: explicit `weights` (or a user checkpoint's own file or folder),
+    then `weights_dir`, then the HF cache, then the Hub (a user checkpoint's hf-hub: repo and revision).
 
     Raises WeightsNotFoundError listing every place looked and how to provide the weights.
     """
-    if weights is not None:
-        return _explicit(Path(weights).expanduser())
+    repo_id, fmt, revision, own = _checkpoint_source(name)
+    if weights is not None or own is not None:
+        return _explicit(Path(weights if weights is not None else own).expanduser())
     looked: list[str] = []
     if weights_dir is not None:
         found = _from_weights_dir(name, Path(weights_dir).expanduser(), looked)
@@ -353,16 +364,49 @@ def resolve_weights(name: str, weights: str | Path | None = None,
             return found
     else:
         looked.append("weights dir: none given (--weights-dir)")
-    repo_id, fmt = _checkpoint_source(name)
     if repo_id is None:
         looked.append(f"HF cache / hub: not searched, {name!r} is not a registered checkpoint "
                       f"(a bare architecture has no Hub repo)")
         raise WeightsNotFoundError(_not_found_message(name, None, looked))
     cache_dir = hf_cache_dir()
-    found = _from_hf_cache(repo_id, fmt, cache_dir, looked) or _from_hub(repo_id, fmt, cache_dir, looked)
+    found = (_from_hf_cache(repo_id, fmt, cache_dir, looked, revision)
+             or _from_hub(repo_id, fmt, cache_dir, looked, revision))
     if found:
         return found
     raise WeightsNotFoundError(_not_found_message(name, repo_id, looked))
+
+
+def hub_file(repo_id: str, filename: str, revision: str | None = None) -> Path:
+    """One file of a Hub repo: from the local HF cache (works offline), else downloaded (once).
+
+    Raises:
+        WeightsNotFoundError: not cached, and the Hub cannot be asked or has no such file (the message
+            says which and how to fix it).
+    """
+    cache_dir = hf_cache_dir()
+    found = _cached_file(repo_id, filename, cache_dir, revision)
+    if found is not None:
+        return found
+    at = f"{repo_id}" + (f"@{revision}" if revision else "")
+    looked = [f"HF cache {cache_dir}: no {filename} of {at}"]
+    if not hub_offline():
+        from huggingface_hub import hf_hub_download
+
+        global _HUB_UNREACHABLE
+        if _HUB_UNREACHABLE is None:
+            _HUB_UNREACHABLE = _probe_hub()
+        if not _HUB_UNREACHABLE:
+            try:
+                return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=str(cache_dir)))
+            except Exception as e:  # noqa: BLE001 - gated, missing, no network: said in one line
+                looked.append(f"HF hub: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+        else:
+            looked.append(f"HF hub: unreachable ({_HUB_UNREACHABLE})")
+    else:
+        looked.append("HF hub: not asked, offline (HF_HUB_OFFLINE=1)")
+    raise WeightsNotFoundError(f"hf-hub:{at}: {filename} not found ({'; '.join(looked)}). Provide it with "
+                               f"`hf download {repo_id}` on a machine with network (then copy the HF cache), "
+                               f"or point HF_HUB_CACHE at a cache that has it")
 
 
 # ---------------------------------------------------------------------------- reading
@@ -635,8 +679,10 @@ def load_weights(model: nn.Module, path_or_dir: str | Path, ema: bool = False) -
 def load_pretrained(model: nn.Module, name: str, weights: str | Path | None = None,
                     weights_dir: str | Path | None = None) -> WeightsInfo:
     """Resolve checkpoint `name`'s weights and load them strictly; also sets `model.weights_info`."""
+    from vitbench.catalog.registry import get_checkpoint, is_registered
+
     resolved = resolve_weights(name, weights=weights, weights_dir=weights_dir)
-    load_weights(model, resolved.path)
+    load_weights(model, resolved.path, ema=is_registered(name) and get_checkpoint(name).ema)
     info = resolved.info(entry=model.weights_entry)
     model.weights_info = info
     return info

@@ -107,6 +107,10 @@ class CheckpointCfg:
     papers: tuple[Paper, ...]
     citations: tuple[Paper, ...]
     family: str                      # its FamilyCfg's name (get_family)
+    # -- a checkpoint the user brings (vitbench.catalog.user); the zoo's leave these as they are
+    weights: str | None = None       # its weights: a file, a folder or hf-hub:ORG/NAME[@REV]; None: hf_hub_id
+    ema: bool = False                # a training checkpoint: load its EMA weights
+    claimed: tuple[tuple[str, float], ...] = ()   # (dataset, top-1 %) the author reports
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -310,18 +314,53 @@ def _parsed() -> tuple[dict[str, CheckpointCfg], dict[str, FamilyCfg]]:
     return parse_catalog(_load_catalog())
 
 
+# Checkpoints users bring (vitbench.catalog.user): catalog files registered by `register_catalog`, and
+# hf-hub:/local-dir: names registered when first asked for. Filled at run time, never replaced.
+_USER: dict[str, CheckpointCfg] = {}
+
+
 def _catalog() -> dict[str, CheckpointCfg]:
-    return _parsed()[0]
+    return {**_parsed()[0], **_USER} if _USER else _parsed()[0]
+
+
+def register_catalog(path, ctx) -> list[str]:
+    """Register the checkpoints of a user catalog file (`ctx`: a `catalog.user.Context`, which
+    `vitbench.models.register_catalog` supplies); returns their names.
+
+    Raises:
+        CatalogError: the file cannot be read or an entry is wrong (file, line and field named), or a
+            name collides with a registered checkpoint.
+    """
+    from vitbench.catalog.user import CatalogError, load_catalog
+
+    cfgs = load_catalog(path, _parsed()[0], ctx)
+    for cfg in cfgs:
+        if cfg.name in _USER and _USER[cfg.name] != cfg:
+            raise CatalogError(f"{cfg.original}: entry {cfg.name!r} is registered already by {_USER[cfg.name].original}")
+    _USER.update({c.name: c for c in cfgs})
+    return [c.name for c in cfgs]
+
+
+def register_source(name: str, ctx) -> CheckpointCfg:
+    """Register an `hf-hub:ORG/NAME[@REV]` or `local-dir:PATH` name (read its config.json once)."""
+    from vitbench.catalog.user import source_checkpoint
+
+    if name not in _USER:
+        _USER[name] = source_checkpoint(name, _parsed()[0], ctx)
+    return _USER[name]
 
 
 def list_families() -> list[str]:
-    """Family names, in catalog order."""
-    return list(_parsed()[1])
+    """Family names, in catalog order (the families of user checkpoints last)."""
+    zoo = list(_parsed()[1])
+    return zoo + list(dict.fromkeys(c.family for c in _USER.values() if c.family not in zoo))
 
 
 def get_family(name: str) -> FamilyCfg:
-    """The catalog family `name` (a CheckpointCfg's `family`)."""
+    """The catalog family `name` (a CheckpointCfg's `family`); a user checkpoint's family is its title."""
     families = _parsed()[1]
+    if name not in families and any(c.family == name for c in _USER.values()):
+        return FamilyCfg(name=name, title=name, checkpoints=(), architectures=(), lineages=(), papers=())
     if name not in families:
         raise UnknownModelError(f"Unknown family {name!r}.{suggest(name, families)} Known: {', '.join(families)}")
     return families[name]
@@ -368,6 +407,8 @@ def get_checkpoint(name: str) -> CheckpointCfg:
 
 
 def is_registered(name: str) -> bool:
+    """Whether `name` is a zoo checkpoint or a user checkpoint registered in this process (an
+    hf-hub:/local-dir: name registers when `get_checkpoint` first resolves it)."""
     return name in _catalog()
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from vitbench.catalog.registry import get_checkpoint, is_registered
+from vitbench.catalog.user import is_source_name
 from vitbench.data.config import DataConfig
 
 # Each family module registers its architectures on import.
@@ -32,6 +34,7 @@ from vitbench.models._builder import (
     SIZES,
     ArchSpec,
     ModelFamily,
+    arch_spec,
     architecture_size,
     build_model,
     get_builder,
@@ -39,7 +42,6 @@ from vitbench.models._builder import (
     model_family,
     register_family,
 )
-from vitbench.catalog.registry import get_checkpoint, is_registered
 
 
 def create_model(name: str, pretrained: bool = False, weights: str | Path | None = None,
@@ -54,8 +56,9 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
 
     Args:
         name: a registered checkpoint (`arch.tag`, or a registered Hub id such as
-            'google/vit-hybrid-base-bit-384') or a bare architecture name (random init, timm's
-            generic data config).
+            'google/vit-hybrid-base-bit-384'), a user checkpoint (a `--catalog` entry, or
+            'hf-hub:ORG/NAME[@REV]' / 'local-dir:PATH' in timm's format), or a bare architecture name
+            (random init, timm's generic data config).
         pretrained: load the checkpoint's weights from `weights_dir`, the local HF cache or the Hub.
         weights: an explicit weight file or transformers folder (implies pretrained).
         num_classes: head size; None gives the checkpoint's (a bare architecture: its default head,
@@ -74,7 +77,7 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
             looked and how to provide them).
         WeightsLoadError: the weights do not fit the model (keys or shapes named).
     """
-    cfg = get_checkpoint(name) if is_registered(name) else None
+    cfg = resolve_checkpoint(name) if is_registered(name) or is_source_name(name) else None
     resolved = _resolve_transformers(name, cfg, pretrained, weights, weights_dir)
     if resolved is not None:
         return _create_from_transformers(name, cfg, resolved, num_classes, **kwargs)
@@ -84,12 +87,55 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
         num_classes = cfg.num_classes
     if cfg is not None and cfg.weights_format == "transformers":
         kwargs.setdefault("norm_eps", _TRANSFORMERS_LAYER_NORM_EPS)   # no config.json at hand
+    if cfg is not None:
+        kwargs = {**cfg.extra.get("model_args", {}), **kwargs}         # a timm config.json's model_args
     model = build_model(arch, num_classes=num_classes, cfg=cfg, **kwargs)
     if pretrained or weights is not None:
         from vitbench.weights import load_pretrained
 
         load_pretrained(model, name, weights=weights, weights_dir=weights_dir)
     return model
+
+
+def user_context():
+    """What the catalog needs from this floor to register user checkpoints (catalog.user.Context)."""
+    from vitbench.catalog.user import CatalogError, Context
+    from vitbench.data.specs import DATASETS
+    from vitbench.weights import WeightsNotFoundError, hub_file
+
+    def fetch(repo: str, filename: str, revision: str | None) -> Path:
+        try:
+            return hub_file(repo, filename, revision)
+        except WeightsNotFoundError as e:
+            raise CatalogError(str(e)) from None
+
+    return Context(architectures=list_architectures(), img_size=lambda a: arch_spec(a).img_size,
+                   datasets=tuple(DATASETS), fetch=fetch)
+
+
+def register_catalog(path: str | Path) -> list[str]:
+    """Register a user catalog file's checkpoints beside the zoo (see vitbench.catalog.user).
+
+    Returns:
+        The names registered.
+
+    Raises:
+        CatalogError: a YAML error, an unknown architecture (with the closest names), a name that
+            collides with a registered one, a bad field: the file, line and field named.
+    """
+    from vitbench.catalog.registry import register_catalog as register
+
+    return register(path, user_context())
+
+
+def resolve_checkpoint(name: str):
+    """The CheckpointCfg of a registered name, or of an `hf-hub:`/`local-dir:` name (registered on first
+    use, its config.json read from the folder, the HF cache or the Hub)."""
+    from vitbench.catalog.registry import register_source
+
+    if is_source_name(name) and not is_registered(name):
+        return register_source(name, user_context())
+    return get_checkpoint(name)
 
 
 # transformers `model_type` -> the architecture its config.json builds (kwargs via hf_config_to_kwargs)
@@ -100,8 +146,9 @@ _TRANSFORMERS_LAYER_NORM_EPS = 1e-12
 
 
 def _resolve_transformers(name, cfg, pretrained, weights, weights_dir):
-    """The ResolvedWeights of a transformers-format folder for this request, else None."""
-    if weights is not None and (Path(weights).expanduser() / "config.json").is_file():
+    """The ResolvedWeights of a transformers-format folder for this request, else None (a timm-format
+    folder, whose config.json names an `architecture`, loads like a weight file)."""
+    if weights is not None and _is_transformers_config(Path(weights).expanduser() / "config.json"):
         from vitbench.weights import resolve_weights
 
         return resolve_weights(name, weights=weights)
@@ -112,6 +159,15 @@ def _resolve_transformers(name, cfg, pretrained, weights, weights_dir):
         if (Path(resolved.path) / "config.json").is_file():
             return resolved
     return None    # a bare weight file (its keys are remapped by the family's checkpoint_filter_fn)
+
+
+def _is_transformers_config(path: Path) -> bool:
+    import json
+
+    try:
+        return path.is_file() and "architecture" not in json.loads(path.read_text())
+    except (OSError, ValueError):
+        return path.is_file()          # unreadable: the transformers path says what is wrong with it
 
 
 def _create_from_transformers(name, cfg, resolved, num_classes, **kwargs) -> nn.Module:
