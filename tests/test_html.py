@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from vitbench.records import eval_path, read_record, safe_name, write_record
-from vitbench.catalog.registry import list_models
+from vitbench.catalog.registry import list_models, safe_name
+from vitbench.records import eval_path, read_record, write_record
 from vitbench.report import render_reports
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -57,11 +57,39 @@ def test_subset_run_is_labelled_without_a_delta(site):
     assert "outside 95% CI" not in row
 
 
-def test_unmeasured_grouped_by_reason(site):
+def test_not_measured_counted_and_failed_jobs_grouped_by_reason(site):
     html = (site / "index.html").read_text(encoding="utf-8")
     section = html[html.index('id="not-measured"'):html.index('id="plots"')]
-    assert section.count("<details><summary>No weights found for &#39;NAME&#39;") == 1
+    n = len(list_models())
+    assert f"{8 * n - 19} of the {8 * n} evaluation jobs" in section and "<code>vitbench run --all</code>" in section
     assert "OSError: image file is truncated (fixture)" in section
+
+
+def _rows(html: str, table_id: str) -> list[str]:
+    body = html[html.index(f'id="{table_id}"'):]
+    return re.findall(r"<tr[^>]*>.*?</tr>", body[:body.index("</table>")], re.S)[1:]
+
+
+def test_numeric_cells_carry_their_values(site):
+    """The HTML sorts on the number each cell carries (data-sort), not on its text: a top-1 with a
+    subset label sorts as the top-1, a missing number sorts last."""
+    html = (site / "index.html").read_text(encoding="utf-8")
+    first = _rows(html, "board-imagenet-table")[0]
+    assert '<td data-sort="86.2" class="num">86.200</td>' in first
+    assert '<td data-sort="" class="num na">not measured</td>' in html       # no value: sorts last
+    row = next(r for r in _rows(html, "board-r-table") if WEE in r)
+    assert '<span class="tag">subset, 500 of 30,000</span>' in row and "not compared: subset, 500 of 30,000" in row
+
+
+def test_one_verdict_in_both_renderers(site):
+    """The published-in-CI answer comes from one function: the markdown and the HTML flag the same rows."""
+    html = (site / "index.html").read_text(encoding="utf-8")
+    md = (site / "comparison.md").read_text(encoding="utf-8")
+    flagged_md = [ln.split(" | ")[0].strip("| ") for ln in md.splitlines() if ln.endswith("**outside 95% CI** |")]
+    flagged_html = [re.search(r'cards/([^"]+)\.html', r).group(1) for r in _rows(html, "published-check-table")
+                    if "flag-outside" in r]
+    assert flagged_md == ["deit_tiny_patch16_224.fb_in1k"] and flagged_html == [safe_name(n) for n in flagged_md]
+    assert "1 published figure(s) outside the 95% interval" in html and "(1 flagged)" in md
 
 
 def test_html_escapes_what_it_inserts(tmp_path):

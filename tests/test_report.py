@@ -15,9 +15,12 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from vitbench.records import safe_name
-from vitbench.catalog.registry import get_checkpoint, list_models
-from vitbench.report import arch_shapes, render_reports, table
+from vitbench.catalog.registry import get_checkpoint, list_models, safe_name
+from vitbench.records import RecordStore
+from vitbench.report import render_reports
+from vitbench.report.card import usage_view
+from vitbench.report.markdown import md_rows
+from vitbench.report.tables import Cell, Column, Row, Table, Verdict, published_verdict, verdict_cell
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDS = FIXTURES / "records"
@@ -119,15 +122,27 @@ def test_card_content(rendered):
     assert "```bibtex\n@article{EVA02," in text
 
 
-def test_card_with_not_run_record_says_why(rendered):
+def test_unmeasured_card_says_how_to_measure_the_same_on_every_machine(rendered):
+    """A job that could not run here has no record: its card says "not measured" and the one command
+    that measures it, never this machine's reason (cache path, offline, data root)."""
     text = card(rendered[0], "vit_base_patch16_224.augreg2_in21k_ft_in1k")
-    assert "| ImageNet-1k val | not measured | not measured |" in text
-    # each distinct reason once, with the datasets it covers
-    assert "not run: ImageNet-1k val (fp32)\n```text\nNo weights found for 'vit_base_patch16_224." in text
-    assert "```text\nImageNet-val (imagenet) not found (fixture)" in text
-    assert "| 85.108 |" in text                                          # timm's published, labelled column
+    assert "| ImageNet-1k val | not measured | not measured |  |  |  |  | 85.108 |  |" in text
+    assert ("`vitbench run vit_base_patch16_224.augreg2_in21k_ft_in1k` measures what says \"not measured\" "
+            "(weights from `--weights-dir`, the HF cache or the Hub; data from `--data-root`, `--data` or the "
+            "HF cache).") in text
+    assert "Why numbers are not measured" not in text and "offline" not in text
     assert "Throughput: not measured" in text
     assert "  - Params (M): 86.6" in text                                # its StatsRecord exists
+    # measured on some sets: the command names the others (R and A also run their clean baselines)
+    assert "`vitbench run deit_tiny_patch16_224.fb_in1k --datasets real,v2,sketch,r,a` measures" in card(
+        rendered[0], "deit_tiny_patch16_224.fb_in1k")
+    assert "measures what says" not in card(rendered[0], BETWIXT)        # every set measured
+
+
+def test_card_with_failed_record_says_why(rendered):
+    text = card(rendered[0], "vit_small_patch16_224.augreg_in21k_ft_in1k")
+    assert "| ImageNet-Sketch | not measured | not measured |  |  |  | fp32 |" in text
+    assert "failed: ImageNet-Sketch (fp32)\n```text\nOSError: image file is truncated (fixture)\n```" in text
 
 
 def test_card_without_any_record(rendered_empty):
@@ -164,9 +179,11 @@ def test_hf_style_card(rendered):
     ("deit_tiny_patch16_224.fb_in1k", 197, 14),
     (HYBRID, 577, 24),
 ])
-def test_arch_shapes(name, tokens, grid):
-    s = arch_shapes(get_checkpoint(name))
-    assert (s.tokens, s.grid) == (tokens, grid)
+def test_usage_shapes(name, tokens, grid):
+    usage = usage_view(get_checkpoint(name))
+    width = usage["num_features"]
+    assert usage["tokens"] == f"(1, {tokens}, {width})"
+    assert usage["feature_maps"][0] == f"torch.Size([1, {width}, {grid}, {grid}])"
 
 
 # ---------------------------------------------------------------------------- comparison + plots
@@ -178,6 +195,10 @@ def test_comparison_sections(rendered):
         assert heading in text, heading
     assert "| deit_tiny_patch16_224.fb_in1k | IN-1k | fp32 | 71.190 | 70.79 – 71.59 | 72.190 | -1.000 | **outside 95% CI** |" in text
     assert "(1 flagged)" in text
+    n = len(list_models())
+    assert (f"{8 * n - 18} of the {8 * n} evaluation jobs ({n} checkpoints x 8 datasets) have no measurement yet: "
+            "`vitbench run --all` measures them") in text
+    assert "| OSError: image file is truncated (fixture) | 1 | vit_small_patch16_224.augreg_in21k_ft_in1k | sketch (fp32) |" in text
 
 
 def test_comparison_without_records(rendered_empty):
@@ -231,10 +252,54 @@ def test_markdown_tables_well_formed(rendered, rendered_empty):
 
 
 def test_table_escapes_pipes_and_checks_width():
-    t = table(["a", "b"], [["x|y", "line\nbreak"]])
-    assert t["rows"] == [["x\\|y", "line break"]]
+    t = Table((Column("a"), Column("b|c")), (Row((Cell("x|y"), Cell("line\nbreak"))),))
+    assert md_rows(t) == {"header": ["a", "b\\|c"], "rows": [["x\\|y", "line break"]]}
     with pytest.raises(ValueError):
-        table(["a", "b"], [["only one"]])
+        Table((Column("a"), Column("b")), (Row((Cell("only one"),)),))
+
+
+def test_markdown_shows_links_notes_and_only_its_columns():
+    t = Table((Column("model"), Column("top1", numeric=True), Column("GMACs", numeric=True, md=False)),
+              (Row((Cell("m", href="https://x/m"), Cell("80.100", 80.1, note="subset, 3 of 50,000"), Cell("1.00", 1.0))),))
+    assert md_rows(t) == {"header": ["model", "top1"], "rows": [["[m](https://x/m)", "80.100 (subset, 3 of 50,000)"]]}
+
+
+def test_one_verdict_for_published_within_the_interval():
+    from vitbench.records import EvalRecord
+
+    def rec(**kw):
+        base = dict(checkpoint="c", dataset="imagenet", precision="fp32", status="ok", top1=80.0,
+                    top1_ci=(79.6, 80.4), complete=True, n_images=50000, n_expected=50000)
+        return EvalRecord(**{**base, **kw})
+
+    assert published_verdict(rec(), 80.3) == Verdict("within", pytest.approx(-0.3))
+    assert published_verdict(rec(), 81.0).kind == "outside"
+    assert published_verdict(rec(), None) == Verdict("no published")
+    assert published_verdict(rec(top1_ci=None), 81.0).kind == "no interval"
+    subset = rec(complete=False, n_images=500)
+    assert published_verdict(subset, 81.0) == Verdict("subset")          # not compared: no delta, no flag
+    assert verdict_cell(published_verdict(rec(), 81.0), rec()) == Cell("**outside 95% CI**", flag="outside")
+    assert verdict_cell(Verdict("subset"), subset) == Cell("not compared: subset, 500 of 50,000", flag="subset")
+    table = Table((Column("v"),), (Row((verdict_cell(Verdict("outside", 1.0), rec()),)),
+                                   Row((Cell("**outside 95% CI**"),))))
+    assert table.count("outside") == 1                                   # counted from flags, not text
+
+
+def test_records_are_read_once_per_report(tmp_path, monkeypatch):
+    """render_reports reads every record file once, and a store a run already holds is not read again."""
+    from vitbench.records import store as store_module
+
+    reads = []
+    real = store_module.read_record
+    monkeypatch.setattr(store_module, "read_record", lambda p: reads.append(p) or real(p))
+    render_reports(RECORDS, tmp_path / "a", checkpoints=PINNED)
+    files = sorted((RECORDS / "records").rglob("*.json"))
+    assert sorted(reads) == files
+    store = RecordStore.load(RECORDS)
+    reads.clear()
+    render_reports(store, tmp_path / "b", checkpoints=PINNED)
+    assert reads == []
+    assert (tmp_path / "a" / "comparison.md").read_bytes() == (tmp_path / "b" / "comparison.md").read_bytes()
 
 
 # ---------------------------------------------------------------------------- StrictUndefined
@@ -315,7 +380,7 @@ def test_crowded_plot_numbers_points_with_a_key(tmp_path):
     clusters stay readable; coincident points share one label."""
     import struct
 
-    from vitbench import plots
+    from vitbench.report import plots
 
     pts = [plots.Point(f"model_{i:02d}", 1.0 + i, 10.0 - 0.1 * i) for i in range(plots.MAX_NAMED + 3)]
     pts.append(plots.Point("model_twin", pts[0].x, pts[0].y))          # same spot as model_00
@@ -327,7 +392,7 @@ def test_crowded_plot_numbers_points_with_a_key(tmp_path):
 
 
 def test_checkpoints_text_stays_short_at_the_zoo_size():
-    from vitbench.report import checkpoints_text
+    from vitbench.report.comparison import checkpoints_text
 
     names = list_models()
     assert checkpoints_text(names) == f"all {len(names)} registered checkpoints"
