@@ -269,7 +269,8 @@ def test_a_file_as_data_is_a_layout_error_and_the_run_goes_on(dummy, tmp_path, c
 # ---------------------------------------------------------------------------- 5. subsets are not compared
 
 def test_a_subset_run_gets_no_delta_or_flag_and_is_labelled_everywhere(dummy, tmp_path, monkeypatch):
-    from vitbench import plots, report
+    from vitbench import report
+    from vitbench.report import plots
     from vitbench.data.specs import published_top1
 
     assert published_top1("imagenet", CKPT) is not None          # there is a figure to (not) compare with
