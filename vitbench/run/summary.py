@@ -20,12 +20,13 @@ class Summary:
         lines += [f"  {x}" for x in self.extra]
         if self.not_run:
             lines.append("not run (no data or weights on this machine; not a failure, exit status stays 0):")
-            groups: dict[tuple[str, str], list[tuple[str, Reason]]] = {}
+            groups: dict[str, list[tuple[str, Reason]]] = {}
             for job, reasons in self.not_run:
                 for r in reasons:
-                    groups.setdefault((r.kind, _group(r)), []).append((job, r))
-            for (_, title), items in groups.items():
-                lines.append(f"  {title}: {len(items)} job(s), e.g. {items[0][0]}")
+                    groups.setdefault(r.kind, []).append((job, r))
+            for kind, items in groups.items():
+                what = {"weights": "no weights found", "data": "dataset not found"}.get(kind, kind)
+                lines.append(f"  {what}: {len(items)} job(s){_which(kind, items)}")
                 lines += [f"    {ln}" for ln in items[0][1].text.splitlines()]
         if self.failed:
             lines.append("failed:")
@@ -37,8 +38,13 @@ class Summary:
         return 1 if self.failed else 0
 
 
-def _group(r: Reason) -> str:
-    """The heading a reason is grouped under: no weights, or which dataset was not found."""
-    if r.kind == "weights":
-        return "no weights found"
-    return r.message.split(":", 1)[0] if r.kind == "data" else r.kind
+def _which(kind: str, items: list[tuple[str, Reason]]) -> str:
+    """Which datasets a 'dataset not found' group covers (jobs per dataset), else an example job."""
+    if kind != "data":
+        return f", e.g. {items[0][0]}"
+    per: dict[str, int] = {}
+    for job, _ in items:
+        per[job.rsplit(" ", 1)[-1]] = per.get(job.rsplit(" ", 1)[-1], 0) + 1
+    counts = set(per.values())
+    each = f" ({counts.pop()} each)" if len(counts) == 1 else ""
+    return ": " + ", ".join(per if each else (f"{d} ({n})" for d, n in per.items())) + each + "; the first:"
