@@ -61,8 +61,20 @@ class DataConfig:
 
 
 def resolve_data_config(name_or_model) -> DataConfig:
-    """The eval DataConfig of a registered checkpoint name, a transformers folder, or a model
-    returned by `create_model` (which carries `data_config`)."""
+    """The eval preprocessing of a checkpoint: what `create_transform` takes.
+
+    Args:
+        name_or_model: a registered checkpoint name, a transformers folder (its
+            preprocessor_config.json), a model made by `create_model` (its `data_config`), or a
+            DataConfig (returned as it is).
+
+    Returns:
+        DataConfig: input_size, crop_pct, crop_mode, interpolation, mean and std.
+
+    Raises:
+        UnknownModelError: a name that is not registered.
+        TypeError: an object that carries no data config.
+    """
     from vitbench.catalog.registry import get_checkpoint
 
     if isinstance(name_or_model, DataConfig):

@@ -193,5 +193,14 @@ def create_crop_transform(data_config: DataConfig) -> CropTransform:
 
 
 def create_transform(data_config: DataConfig) -> EvalTransform:
-    """PIL image -> normalized float [3, H, W]: timm's eval transform for this data config."""
+    """timm's eval transform for a data config: resize the shorter side to floor(img_size / crop_pct)
+    with the config's interpolation (PIL), center crop (or squash / border, by crop_mode), to [0, 1],
+    normalize.
+
+    Args:
+        data_config: from `resolve_data_config` (or a model's `data_config`).
+
+    Returns:
+        A picklable callable: PIL image (any mode; converted to RGB) -> float32 tensor [3, H, W].
+    """
     return EvalTransform(data_config)
