@@ -75,25 +75,24 @@ def count_decodes():
 def model_only(names, weights: Path, device: str, precision: str, batch: int, steps: int) -> dict[str, float]:
     """images/s of normalize + forward on device-resident uint8 batches, per model."""
     from vitbench.data.transforms import normalize_batch
-    from vitbench.evaluate import prepare_model
+    from vitbench.eval.precision import autocast, input_dtype
+    from vitbench.eval.scoring import prepare_model
     from vitbench.models import create_model
-    from vitbench.precision import autocast, input_dtype
+
+    def step(model, x8):
+        dc = model.data_config
+        with torch.inference_mode(), autocast(device, precision):
+            return model(normalize_batch(x8, dc.mean, dc.std, input_dtype(precision)))
 
     out = {}
     for name in names:
         model = prepare_model(create_model(name, weights=weights / f"{name}.safetensors"), device, precision)
-        dc = model.data_config
-        x8 = torch.randint(0, 256, (batch, *dc.input_size), dtype=torch.uint8, device=device)
-
-        def step():
-            with torch.inference_mode(), autocast(device, precision):
-                return model(normalize_batch(x8, dc.mean, dc.std, input_dtype(precision)))
-
-        step()                                                   # warm-up
+        x8 = torch.randint(0, 256, (batch, *model.data_config.input_size), dtype=torch.uint8, device=device)
+        step(model, x8)                                          # warm-up
         _sync(device)
         t0 = time.perf_counter()
         for _ in range(steps):
-            step()
+            step(model, x8)
         _sync(device)
         out[name] = batch * steps / (time.perf_counter() - t0)
         del model
@@ -119,10 +118,10 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=3, help="timed model-only batches per model")
     args = p.parse_args(argv)
 
-    from vitbench.engine import crop_key
     from vitbench.data.config import resolve_data_config
-    from vitbench.runner import RunConfig, run
+    from vitbench.eval import crop_key
     from vitbench.records import eval_path, read_record
+    from vitbench.run import RunConfig, run
 
     keys = {crop_key(resolve_data_config(n)) for n in args.names}
     if len(keys) != 1:
@@ -141,7 +140,7 @@ def main(argv=None) -> int:
                         data_root=data_root, data_overrides=(), device=args.device, precision=args.precision,
                         batch_size=args.batch_size, workers=args.workers, limit=args.limit,
                         weights_dir=weights, results_dir=tmp / "results", reports_dir=tmp / "reports",
-                        force=True, skip_bad_images=False, bench=False, report=False)
+                        force=True, skip_bad_images=False, bench=None, report=False)
         if run(cfg) != 0:
             print("the eval run failed", file=sys.stderr)
             return 1

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vitbench.bench import BenchConfig, build_model, time_model  # noqa: E402
+from vitbench.bench import BenchOptions, build_model, time_model  # noqa: E402
 from vitbench.catalog.registry import get_checkpoint, list_models  # noqa: E402
 from vitbench.stats import count_stats  # noqa: E402
 
@@ -97,10 +97,10 @@ def main(argv=None) -> int:
         print(header)
         for arch in architectures(args.archs, args.all):
             name = checkpoint_of(arch)
-            cfg = BenchConfig(checkpoints=(name,), device=device, batch_size=args.batch_size,
-                              warmup_steps=args.warmup, timed_steps=args.steps, repeats=args.repeats)
-            s, img = cfg.settings(), get_checkpoint(name).img_size
-            model = build_model(name, cfg)
+            opts = BenchOptions(batch_size=args.batch_size, warmup_steps=args.warmup, timed_steps=args.steps,
+                                repeats=args.repeats)
+            s, img = opts.settings(device), get_checkpoint(name).img_size
+            model = build_model(name, device, "fp32", opts)
             dev = torch.device(device)
             t = time_model(model, s.batch_size, img, dev, "fp32", False, s)
             gflops = 2 * count_stats(name).gmacs * t.samples_per_sec

@@ -1,5 +1,6 @@
 """Datasets by name: every accepted layout, class order, subsets, ReaL label sets, pre-flight
 errors, bad images, --limit, and collation through worker processes. Tiny generated images."""
+import dataclasses
 import logging
 import re
 from importlib import resources
@@ -14,8 +15,17 @@ import vitbench
 from vitbench.catalog import imagenet_synsets, real_labels, subset_indices, subset_synsets
 from vitbench.data.config import DataConfig
 from vitbench.data.datasets import (
-    DATASETS, BadImage, BadImageError, DatasetLayoutError, DatasetNotFoundError, collate_eval,
-    expand_datasets, open_dataset, resolve_override, selectable_datasets, shift_datasets,
+    DATASETS,
+    BadImage,
+    BadImageError,
+    DatasetLayoutError,
+    DatasetNotFoundError,
+    collate_eval,
+    expand_datasets,
+    open_dataset,
+    resolve_override,
+    selectable_datasets,
+    shift_datasets,
 )
 from vitbench.data.transforms import create_crop_transform
 
@@ -65,8 +75,8 @@ def test_specs_are_data():
     assert DATASETS["a"].class_subset == subset_indices("a") and DATASETS["imagenet"].class_subset is None
     assert DATASETS["r-clean"].based_on == "imagenet" and DATASETS["r-clean"].folder == "imagenet"
     assert DATASETS["sketch"].csv == "results-sketch"
-    with pytest.raises(Exception):
-        DATASETS["a"].n_expected = 1                      # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DATASETS["a"].n_expected = 1
 
 
 def test_every_dataset_states_its_facts():
@@ -181,7 +191,7 @@ def test_flat_ground_truth_txt_needs_a_mapping(flat):
 
 
 def test_flat_ground_truth_with_devkit_meta_mat(tmp_path):
-    import scipy.io as sio   # a test dependency (pyproject [test]); at runtime only for meta.mat
+    import scipy.io as sio  # a test dependency (pyproject [test]); at runtime only for meta.mat
     root = tmp_path / "imagenet"
     labels = val_labels_of([1, 2, 4])
     for n in labels:
@@ -284,7 +294,7 @@ def test_hf_dataset_through_worker_processes(tmp_path):
     _hf_dataset(labels).save_to_disk(str(tmp_path / "imagenet"))
     ds = open_dataset("imagenet", data_root=tmp_path)
     loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate_eval)
-    got = [(i, t) for _, targets, indices, _ in loader for i, t in zip(indices.tolist(), targets.tolist())]
+    got = [(i, t) for _, targets, indices, _ in loader for i, t in zip(indices.tolist(), targets.tolist(), strict=True)]
     assert got == [(k, labels[n]) for k, n in enumerate(sorted(labels))]
 
 
@@ -302,7 +312,7 @@ def test_real_label_sets_by_file_name(tmp_path):
     write_image(root / SYN[970] / VAL.format(2))
     write_image(root / SYN[65] / VAL.format(1))
     ds = open_dataset("real", data_root=tmp_path)
-    by_file = {f.rsplit("/", 1)[1]: s for f, s in zip(ds.files, ds.label_sets)}
+    by_file = {f.rsplit("/", 1)[1]: s for f, s in zip(ds.files, ds.label_sets, strict=True)}
     assert by_file == {VAL.format(2): real_labels()[1], VAL.format(1): real_labels()[0]}
     assert real_labels()[0] == () and 970 in real_labels()[1]
 
@@ -319,7 +329,7 @@ def test_v2_folders_map_by_number(tmp_path):
     root = class_folders(tmp_path / "imagenetv2-matched-frequency", [str(i) for i in range(1000)],
                          {"10": 1, "2": 1, "999": 1})
     ds = open_dataset("v2", data_root=tmp_path)
-    assert sorted(zip(ds.files, ds.targets)) == sorted([
+    assert sorted(zip(ds.files, ds.targets, strict=True)) == sorted([
         (str(root / "10" / "img_0.png"), 10), (str(root / "2" / "img_0.png"), 2),
         (str(root / "999" / "img_0.png"), 999)])
 
@@ -483,7 +493,7 @@ def test_dataloader_with_workers(tmp_path):
     ds = open_dataset("imagenet", data_root=tmp_path, skip_bad_images=True, transform=t)
     loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate_eval)
     seen, skipped = [], []
-    for images, targets, indices, sk in loader:
+    for images, _targets, indices, sk in loader:
         assert images.shape[1:] == (3, 16, 16) or images.numel() == 0
         seen += indices.tolist()
         skipped += sk

@@ -10,12 +10,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import GOLDEN
-from golden_utils import (golden_input, golden_state_dict, golden_state_dict_from_manifest, timm_manifest,
-                          timm_outputs)
-from vitbench.models import create_model
+from golden_utils import golden_input, golden_state_dict_from_manifest
+from vitbench.models import create_model, get_builder
 from vitbench.models.resnetv2 import ResNetV2, StdConv2dSame, Stem, create_backbone, pad_same
 from vitbench.models.vision_transformer import VisionTransformer
-from vitbench.models import get_builder
 from vitbench.models.vision_transformer_hybrid import HybridEmbed, checkpoint_filter_fn, hf_config_to_kwargs
 
 TOL = 1e-4
@@ -126,6 +124,7 @@ def _hf_model(hf_config, hf_state_dict, **overrides) -> VisionTransformer:
     return model
 
 
+@pytest.mark.slow          # two full-size forwards; test_create_model_from_transformers_folder keeps one
 @torch.no_grad()
 def test_hf_state_dict_matches_transformers_logits_and_honours_eps(hf_config, hf_state_dict):
     model = _hf_model(hf_config, hf_state_dict)

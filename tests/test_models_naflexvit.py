@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from vitbench.models import build_model
-from vitbench.models.naflexvit import patchify
 from vitbench.models.layers import resample_abs_pos_embed
+from vitbench.models.naflexvit import patchify
 
 SMALL = dict(depth=1, img_size=64, embed_dim=64, num_heads=4)
 

@@ -18,8 +18,7 @@ import torch
 
 from conftest import GOLDEN
 from golden_utils import golden_input, golden_state_dict, timm_manifest, timm_outputs
-from vitbench.models import list_architectures
-from vitbench.models import get_builder
+from vitbench.models import get_builder, list_architectures
 
 TOL = 1e-4
 GOLDEN_INDEX = json.loads((GOLDEN / "timm" / "index.json").read_text())
@@ -31,6 +30,15 @@ def _shapes(sd) -> dict[str, list[int]]:
 
 def _manifest_shapes(entries) -> dict[str, list[int]]:
     return {k: list(shape) for k, shape, _ in entries}
+
+
+def _golden_cases():
+    """Every architecture; the full-size goldens (over 100 M parameters at full depth: ViT-L) are
+    marked slow, so `pytest -m "not slow"` leaves them out."""
+    for arch in list_architectures():
+        manifest = timm_manifest(arch)
+        full_size = not manifest.get("golden_kwargs") and manifest["param_count"] > 100e6
+        yield pytest.param(arch, marks=pytest.mark.slow) if full_size else arch
 
 
 def test_every_registered_architecture_has_a_golden():
@@ -50,7 +58,7 @@ def test_full_size_state_dict_matches_timm(arch):
     assert sum(p.numel() for p in model.parameters()) == manifest["param_count"]
 
 
-@pytest.mark.parametrize("arch", list_architectures())
+@pytest.mark.parametrize("arch", _golden_cases())
 @torch.no_grad()
 def test_golden_logits(arch):
     manifest = timm_manifest(arch)

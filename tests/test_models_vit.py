@@ -8,7 +8,6 @@ from vitbench.models import get_builder
 from vitbench.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 
 
-
 def _build(arch: str, **kwargs) -> VisionTransformer:
     return get_builder(arch)(num_classes=1000, **kwargs).eval()
 
@@ -169,7 +168,7 @@ def _beit3_release(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             name, kind = rest.rsplit(".", 1)
             prefix = f"beit3.encoder.layers.{i}."
             if name == "attn.qkv":
-                for proj, part in zip("qkv", v.chunk(3)):
+                for proj, part in zip("qkv", v.chunk(3), strict=True):
                     out[f"{prefix}self_attn.{proj}_proj.A.{kind}"] = part
                     out[f"{prefix}self_attn.{proj}_proj.B.{kind}"] = torch.randn_like(part)
             else:

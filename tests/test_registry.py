@@ -5,9 +5,8 @@ from pathlib import Path
 import pytest
 
 import vitbench
-from vitbench.catalog.registry import UnknownModelError, get_checkpoint, list_models
-
 from conftest import FIXTURES
+from vitbench.catalog.registry import UnknownModelError, get_checkpoint, list_models
 
 REFERENCE = json.loads((FIXTURES / "reference" / "checkpoints.json").read_text())
 HF_HYBRID = "google/vit-hybrid-base-bit-384"

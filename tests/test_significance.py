@@ -5,7 +5,6 @@ import pytest
 
 from vitbench.significance import mcnemar, wilson_interval
 
-
 # ---------------------------------------------------------------------------- Wilson interval
 
 def test_wilson_interval_known_values():

@@ -11,7 +11,12 @@ from PIL import Image
 import vitbench
 from vitbench.data.config import DataConfig
 from vitbench.data.transforms import (
-    create_crop_transform, create_transform, normalize_batch, resized_size, scale_size, to_rgb,
+    create_crop_transform,
+    create_transform,
+    normalize_batch,
+    resized_size,
+    scale_size,
+    to_rgb,
 )
 
 PRE = Path(__file__).parent / "fixtures" / "golden" / "preprocess"

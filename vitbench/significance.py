@@ -28,8 +28,8 @@ def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float
 def mcnemar(correct_a, correct_b) -> tuple[int, int, float]:
     """Paired McNemar test on two aligned boolean sequences: (b, c, two-sided p), where b = only A right,
     c = only B right. Exact binomial for b + c < 50, else chi-square with continuity correction (1 dof)."""
-    b = sum(1 for x, y in zip(correct_a, correct_b) if x and not y)
-    c = sum(1 for x, y in zip(correct_a, correct_b) if y and not x)
+    b = sum(1 for x, y in zip(correct_a, correct_b, strict=True) if x and not y)
+    c = sum(1 for x, y in zip(correct_a, correct_b, strict=True) if y and not x)
     n = b + c
     if n == 0:
         return b, c, 1.0

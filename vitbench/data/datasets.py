@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import torch
 
 from vitbench.catalog import imagenet_synsets, real_labels, subset_indices
+from vitbench.data.fingerprint import DataFingerprint, data_fingerprint  # noqa: F401
 from vitbench.data.layouts import (
     WNID_RE,
     DatasetLayoutError,
@@ -44,7 +45,6 @@ from vitbench.data.specs import (
     selectable_datasets,
     shift_datasets,
 )
-from vitbench.data.fingerprint import DataFingerprint, data_fingerprint  # noqa: F401
 from vitbench.data.transforms import pil_to_uint8_tensor, to_rgb
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def canonical_order(rows: list[int], files: list[str], targets: list[int], layou
     class's 2nd, ...), so a limited smoke run still covers every class."""
     numbers = [val_number(files[r]) for r in rows]
     if rows and all(n is not None for n in numbers):
-        return [r for _, r in sorted(zip(numbers, rows))]
+        return [r for _, r in sorted(zip(numbers, rows, strict=True))]
     if layout.startswith("hf:"):
         return list(rows)
     seen: dict[int, int] = {}
@@ -174,7 +174,7 @@ def _real_label_sets(files: list[str], rows: list[int], listing: Listing) -> lis
     if listing.layout.startswith("hf:") and len(listing.files) == len(labels):
         log.info("ReaL: no validation file names in %s; using row order (50,000 rows)", listing.layout)
         return [labels[r] for r in rows]
-    bad = next(f for f, n in zip(files, numbers) if n is None)
+    bad = next(f for f, n in zip(files, numbers, strict=True) if n is None)
     raise DatasetLayoutError(
         f"ReaL labels are keyed by validation file name (ILSVRC2012_val_00000001...), but {bad!r} "
         f"is not one; a Hugging Face dataset without file names must have exactly "

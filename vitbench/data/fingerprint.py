@@ -32,7 +32,8 @@ def data_fingerprint(root: str, files: Sequence[str], targets: Sequence[int]) ->
     different folder, a different image count, a renamed file or a changed label all give a different
     fingerprint."""
     prefix = root.rstrip("/") + "/"
-    pairs = sorted((f[len(prefix):] if f.startswith(prefix) else f, int(t)) for f, t in zip(files, targets))
+    pairs = sorted((f[len(prefix):] if f.startswith(prefix) else f, int(t))
+                   for f, t in zip(files, targets, strict=True))
     h = hashlib.sha256()
     for f, t in pairs:
         h.update(f"{f}\t{t}\n".encode("utf-8", "surrogateescape"))

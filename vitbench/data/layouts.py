@@ -262,7 +262,7 @@ def _read_meta_mat(path: Path) -> dict[int, str]:
     except ImportError:
         raise DatasetLayoutError(f"{path}: reading the devkit meta.mat needs scipy (pip install scipy)") from None
     syn = loadmat(str(path), squeeze_me=True)["synsets"]
-    return {int(i): str(w) for i, w in zip(syn["ILSVRC2012_ID"], syn["WNID"]) if 1 <= int(i) <= 1000}
+    return {int(i): str(w) for i, w in zip(syn["ILSVRC2012_ID"], syn["WNID"], strict=True) if 1 <= int(i) <= 1000}
 
 
 # ---------------------------------------------------------------- Hugging Face datasets
@@ -362,7 +362,7 @@ def read_hf(ds, source: str, n_classes: int, subset_to_1k: Sequence[int] | None 
     # file names only, from arrow (the image bytes are not read)
     paths = pc.struct_field(ds.with_format("arrow")[img_col], "path").to_pylist()
     rows = list(range(len(ds)))
-    files = [p if p else f"{source}#{r}" for r, p in zip(rows, paths)]
+    files = [p if p else f"{source}#{r}" for r, p in zip(rows, paths, strict=True)]
     return Listing(files, targets, f"hf:{source}", HFLoader(ds, rows, img_col))
 
 

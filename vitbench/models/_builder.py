@@ -22,7 +22,6 @@ import torch
 import torch.nn as nn
 
 
-
 class Size(NamedTuple):
     embed_dim: int
     depth: int

@@ -30,8 +30,17 @@ import torch.nn as nn
 
 from vitbench.models._base import ViTBase
 from vitbench.models._builder import ArchSpec, ModelFamily, drop_derived, register_family
-from vitbench.models.layers import (Attention, Block, Mlp, PatchEmbed, Rope, RopeMixed, SwiGLU,
-                                    resample_abs_pos_embed, rope_tables)
+from vitbench.models.layers import (
+    Attention,
+    Block,
+    Mlp,
+    PatchEmbed,
+    Rope,
+    RopeMixed,
+    SwiGLU,
+    resample_abs_pos_embed,
+    rope_tables,
+)
 
 __all__ = ["Eva", "checkpoint_filter_fn", "ARCHS"]
 

@@ -102,7 +102,7 @@ class DiffCore:
         if rope is not None:
             raise ValueError("differential attention takes no rotary embedding (rope must be None)")
         maps = []
-        for qj, kj in zip(q.chunk(2, dim=-1), k.chunk(2, dim=-1)):          # each (B, nh, N, hd/2)
+        for qj, kj in zip(q.chunk(2, dim=-1), k.chunk(2, dim=-1), strict=True):   # each (B, nh, N, hd/2)
             scores = (qj * qj.shape[-1] ** -0.5) @ kj.transpose(-2, -1)       # (B, nh, N, N)
             if attn_bias is not None:
                 scores = scores + attn_bias.to(scores.dtype)
@@ -442,7 +442,7 @@ def grid_positions(grid: tuple[int, int], grid_indexing: str = "ij",
         raise ValueError(f"grid_indexing={grid_indexing!r}: expected one of {', '.join(GRID_INDEXING)}")
     axes = [torch.arange(n, dtype=torch.float32) for n in grid]
     if ref_grid is not None:
-        axes = [t / n * r for t, n, r in zip(axes, grid, ref_grid)]
+        axes = [t / n * r for t, n, r in zip(axes, grid, ref_grid, strict=True)]
     rows, cols = torch.meshgrid(*axes, indexing="ij")                     # each (H, W)
     first, second = (rows, cols) if grid_indexing == "ij" else (cols, rows)
     return torch.stack([first.flatten(), second.flatten()], dim=-1)       # (H*W, 2)
@@ -512,7 +512,7 @@ class RopeMixed(nn.Module):
         pos = grid_positions(grid, self.grid_indexing).to(freqs.device)  # (N, 2)
         angles = pos[:, :1] @ freqs[0].unsqueeze(-2) + pos[:, 1:] @ freqs[1].unsqueeze(-2)  # (depth, nh, N, D/2)
         cos, sin = rope_from_angles(angles, num_prefix_tokens)          # (depth, nh, T, D)
-        return list(zip(cos.unbind(0), sin.unbind(0)))
+        return list(zip(cos.unbind(0), sin.unbind(0), strict=True))
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

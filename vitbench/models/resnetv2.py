@@ -154,7 +154,8 @@ class ResNetV2(_Strided):
         self.strides = self.stem.strides + [1 if i == 0 else 2 for i in range(len(layers))]   # every stride
         prev = stem_chs
         stages = []
-        for i, (depth, chs) in enumerate(zip(layers, channels)):
+        # channels names four stages; a backbone of fewer (the R50+ViT-B/16's three) takes the first ones
+        for i, (depth, chs) in enumerate(zip(layers, channels, strict=False)):
             stages.append(ResNetStage(prev, chs, 1 if i == 0 else 2, depth, conv_eps))
             prev = chs
         self.stages = nn.Sequential(*stages)

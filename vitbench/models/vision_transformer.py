@@ -28,9 +28,16 @@ import torch
 import torch.nn as nn
 
 from vitbench.models._base import ViTBase
-from vitbench.models._builder import SIZES, ArchSpec, ModelFamily, register_family  # noqa: F401 (SIZES: the size table)
-from vitbench.models.layers import (Attention, AttentionPoolLatent, Block, DiffAttention, ParallelScalingBlock,
-                                    PatchEmbed, resample_abs_pos_embed)
+from vitbench.models._builder import ArchSpec, ModelFamily, register_family
+from vitbench.models.layers import (
+    Attention,
+    AttentionPoolLatent,
+    Block,
+    DiffAttention,
+    ParallelScalingBlock,
+    PatchEmbed,
+    resample_abs_pos_embed,
+)
 
 __all__ = ["VisionTransformer", "checkpoint_filter_fn", "ARCHS"]
 
