@@ -9,8 +9,6 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from vitbench.data.config import DataConfig
-
 # Each family module registers its architectures on import.
 from vitbench.models import (  # noqa: E402,F401
     beit,
@@ -23,6 +21,7 @@ from vitbench.models import (  # noqa: E402,F401
 )
 from vitbench.models._builder import build_model
 from vitbench.models._registry import get_builder, list_architectures, register_model
+from vitbench.models.transformers_format import create_from_transformers_folder
 from vitbench.catalog.registry import get_checkpoint, is_registered
 
 
@@ -39,7 +38,8 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
     A transformers-format checkpoint (a folder with config.json, or a registered checkpoint whose
     weights_format is 'transformers') is built from its own config.json, takes its data config from
     preprocessor_config.json and its labels from config.json, then loads through the family's
-    checkpoint_filter_fn.
+    checkpoint_filter_fn (`transformers_format.create_from_transformers_folder`; the model types it
+    builds are the rows of `transformers_format.FORMATS`).
     """
     cfg = get_checkpoint(name) if is_registered(name) else None
     resolved = _resolve_transformers(name, cfg, pretrained, weights, weights_dir)
@@ -59,8 +59,6 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
     return model
 
 
-# transformers `model_type` -> the architecture its config.json builds (kwargs via hf_config_to_kwargs)
-_TRANSFORMERS_ARCHS = {"vit-hybrid": "vit_base_r50_s16_384"}
 # transformers' ViT default layer_norm_eps (timm's is 1e-6), for a transformers checkpoint built
 # without its config.json (no weights, or a bare weight file)
 _TRANSFORMERS_LAYER_NORM_EPS = 1e-12
@@ -82,33 +80,10 @@ def _resolve_transformers(name, cfg, pretrained, weights, weights_dir):
 
 
 def _create_from_transformers(name, cfg, resolved, num_classes, **kwargs) -> nn.Module:
-    import json
-
-    from vitbench.records import WeightsInfo
-    from vitbench.weights import load_weights
-
-    folder = Path(resolved.path)
-    hf_config = json.loads((folder / "config.json").read_text())
-    model_type = hf_config.get("model_type")
-    if model_type not in _TRANSFORMERS_ARCHS:
-        raise ValueError(f"{folder}/config.json: transformers model_type {model_type!r} is not supported "
-                         f"(supported: {', '.join(_TRANSFORMERS_ARCHS)})")
-    from vitbench.models.vision_transformer_hybrid import hf_config_to_kwargs
-
-    model_kwargs = {**hf_config_to_kwargs(hf_config), **kwargs}
-    if num_classes is not None:
-        model_kwargs["num_classes"] = num_classes
-    arch = cfg.architecture if cfg else _TRANSFORMERS_ARCHS[model_type]
-    model = build_model(arch, cfg=cfg, **model_kwargs)      # config.json's sizes override the table's
-    preprocessor = folder / "preprocessor_config.json"
-    if preprocessor.is_file():
-        model.data_config = DataConfig.from_preprocessor_config(preprocessor)
-    id2label = hf_config.get("id2label")
-    if id2label:
-        model.id2label = {int(k): v for k, v in id2label.items()}
-    load_weights(model, folder)
-    model.weights_info = WeightsInfo(source=resolved.source, path=str(folder), sha256=resolved.sha256())
-    return model
+    """The transformers folder `resolved` built from its config.json (sizes from the config, not the
+    registered architecture's) with its weights loaded."""
+    return create_from_transformers_folder(resolved.path, num_classes=num_classes, cfg=cfg,
+                                           source=resolved.source, **kwargs)
 
 
-__all__ = ["create_model", "build_model", "list_architectures", "register_model"]
+__all__ = ["create_model", "create_from_transformers_folder", "build_model", "list_architectures", "register_model"]
