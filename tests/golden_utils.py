@@ -28,7 +28,10 @@ def golden_state_dict(reference: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 
 def golden_state_dict_from_manifest(entries) -> dict[str, torch.Tensor]:
-    """Golden tensors for a manifest's `state_dict`: a list of [key, shape, dtype] (float keys only)."""
+    """Golden tensors for a manifest's `state_dict` (float keys only): a list of [key, shape, dtype]
+    (the hybrid's manifest) or a dict {key: {"shape": ..., "dtype": ...}} (the other hf/ manifests)."""
+    if isinstance(entries, dict):
+        entries = [(k, e["shape"], e["dtype"]) for k, e in entries.items()]
     return {k: golden_tensor(k, shape) for k, shape, dtype in entries if "float" in dtype}
 
 

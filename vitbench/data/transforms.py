@@ -11,6 +11,16 @@ Geometry (timm `transforms_imagenet_eval`, with torchvision's PIL resize/crop ru
     border: keep ratio so the *longer-relative* side fits `scale`, then center crop or pad to
             (H, W) with fill round(255 * mean)
 
+transformers' image processors (DataConfig.from_preprocessor_config), resize with PIL on the uint8
+image, then center crop:
+
+    hf_resize:        both sides to resize_size (H', W')            (ViT, DeiT, BEiT processors)
+    hf_shortest_edge: the shorter side to S, the other int(S * long / short)   (BiT: DINOv2, ViTHybrid;
+                      transformers' get_resize_output_image_size, default_to_square=False)
+    center crop (transformers' rule): offsets floor((size - crop) / 2), where timm rounds half to even
+            (they differ when size - crop is odd and its half rounds up, e.g. 35 -> 17 vs 18); an
+            image smaller than the crop is zero-padded, ceil((crop - size) / 2) before it
+
 Two halves, so the evaluator can ship uint8 to the device and normalize there:
 
     create_crop_transform(cfg)(img)      -> uint8 [3, H, W]      (mode -> RGB, resize, crop)
@@ -27,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vitbench.data.config import DataConfig
+from vitbench.data.config import HF_CROP_MODES, DataConfig
 
 PIL_FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -37,7 +47,7 @@ PIL_FILTERS = {
     "hamming": Image.Resampling.HAMMING,
     "lanczos": Image.Resampling.LANCZOS,
 }
-CROP_MODES = ("center", "squash", "border")
+CROP_MODES = ("center", "squash", "border") + HF_CROP_MODES
 
 
 # ---------------------------------------------------------------- any image mode -> RGB
@@ -86,6 +96,14 @@ def scale_size(cfg: DataConfig) -> tuple[int, int]:
 
 def resized_size(width: int, height: int, cfg: DataConfig) -> tuple[int, int]:
     """(width, height) of an image of this size after the resize step, before the crop."""
+    if cfg.crop_mode == "hf_resize":
+        h, w = cfg.resize_size
+        return w, h
+    if cfg.crop_mode == "hf_shortest_edge":
+        size = cfg.resize_size[0]
+        short, long = (width, height) if width <= height else (height, width)
+        new_long = int(size * long / short)
+        return (size, new_long) if width <= height else (new_long, size)
     sh, sw = scale_size(cfg)
     if cfg.crop_mode == "squash":
         return sw, sh
@@ -119,6 +137,18 @@ def _center_crop_or_pad(img: Image.Image, out_h: int, out_w: int, fill=0) -> Ima
     return img.crop((left, top, left + out_w, top + out_h))
 
 
+def _hf_center_crop(img: Image.Image, out_h: int, out_w: int) -> Image.Image:
+    """transformers' center_crop on the uint8 image: offsets floor((size - crop) / 2); along an axis
+    shorter than the crop, the image is placed ceil((crop - size) / 2) into a zero canvas."""
+    w, h = img.size
+    if out_w > w or out_h > h:
+        canvas = Image.new(img.mode, (max(w, out_w), max(h, out_h)), 0)
+        canvas.paste(img, (-(-(out_w - w) // 2) if out_w > w else 0, -(-(out_h - h) // 2) if out_h > h else 0))
+        img, (w, h) = canvas, canvas.size
+    top, left = (h - out_h) // 2, (w - out_w) // 2
+    return img.crop((left, top, left + out_w, top + out_h))
+
+
 def pil_to_uint8_tensor(img: Image.Image) -> torch.Tensor:
     """RGB PIL image -> uint8 [3, H, W], a channels-first view of one copy of the pixels (the
     collate's stack lays out the batch, so a .contiguous() here would be a second copy)."""
@@ -136,11 +166,19 @@ class CropTransform:
         if not cfg.crop_pct > 0:
             raise ValueError(f"crop_pct must be > 0, got {cfg.crop_pct}")
         self.cfg = cfg
-        sh, sw = scale_size(cfg)
-        # timm's non-square center mode builds ResizeKeepRatio without passing the interpolation
-        square_center = cfg.crop_mode == "center" and sh == sw
-        self.resample = PIL_FILTERS[cfg.interpolation if cfg.crop_mode != "center" or square_center
-                                    else "bilinear"]
+        self.hf = cfg.crop_mode in HF_CROP_MODES
+        if self.hf:
+            want = 2 if cfg.crop_mode == "hf_resize" else 1
+            if cfg.resize_size is None or len(cfg.resize_size) != want:
+                raise ValueError(f"crop_mode {cfg.crop_mode!r} needs resize_size of {want} value(s), "
+                                 f"got {cfg.resize_size}")
+            self.resample = PIL_FILTERS[cfg.interpolation]
+        else:
+            sh, sw = scale_size(cfg)
+            # timm's non-square center mode builds ResizeKeepRatio without passing the interpolation
+            square_center = cfg.crop_mode == "center" and sh == sw
+            self.resample = PIL_FILTERS[cfg.interpolation if cfg.crop_mode != "center" or square_center
+                                        else "bilinear"]
         self.fill = tuple(round(255 * m) for m in cfg.mean) if cfg.crop_mode == "border" else 0
 
     def crop_pil(self, img: Image.Image) -> Image.Image:
@@ -149,6 +187,8 @@ class CropTransform:
         if size != img.size:
             img = img.resize(size, self.resample)
         _, h, w = self.cfg.input_size
+        if self.hf:
+            return _hf_center_crop(img, h, w)
         return _center_crop_or_pad(img, h, w, self.fill)
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
@@ -156,8 +196,9 @@ class CropTransform:
 
     def __repr__(self) -> str:
         c = self.cfg
+        resize = tuple(c.resize_size) if self.hf else scale_size(c)
         return (f"CropTransform(input_size={tuple(c.input_size)}, crop_pct={c.crop_pct}, "
-                f"crop_mode={c.crop_mode!r}, interpolation={c.interpolation!r}, resize={scale_size(c)})")
+                f"crop_mode={c.crop_mode!r}, interpolation={c.interpolation!r}, resize={resize})")
 
 
 def normalize_batch(x: torch.Tensor, mean: Sequence[float], std: Sequence[float],

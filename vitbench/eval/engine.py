@@ -6,9 +6,9 @@
 
 The unit of decoding is (source, preprocessing key), not the job:
 
-- a **preprocessing key** is what the uint8 crop depends on: input size, crop_pct, crop_mode and
-  interpolation (`crop_key`). Mean and std are not in it: normalization happens on the device, per
-  model, from the same uint8 batch.
+- a **preprocessing key** is what the uint8 crop depends on: input size, crop_pct, crop_mode,
+  interpolation and (transformers' processors) the resize size (`crop_key`). Mean and std are not in
+  it: normalization happens on the device, per model, from the same uint8 batch.
 - a **source** is the images a dataset reads: imagenet, real, r-clean and a-clean all read
   ImageNet-val from one root (`source_of`), so one forward over ImageNet-val serves all four. Each
   keeps its own scorer: ReaL scores the kept top-5 against its label sets, the clean baselines
@@ -50,9 +50,11 @@ log = logging.getLogger(__name__)
 
 
 def crop_key(data_config) -> tuple:
-    """What the uint8 crop of an image depends on: (input_size, crop_pct, crop_mode, interpolation)."""
+    """What the uint8 crop of an image depends on: (input_size, crop_pct, crop_mode, interpolation,
+    resize_size); resize_size is None for timm's crop modes and set for transformers' processors."""
+    resize = getattr(data_config, "resize_size", None)
     return (tuple(data_config.input_size), float(data_config.crop_pct), data_config.crop_mode,
-            data_config.interpolation)
+            data_config.interpolation, None if resize is None else tuple(resize))
 
 
 def source_of(dataset) -> tuple[str, str]:
@@ -370,8 +372,9 @@ def default_budget(device: str) -> int:
 def _key_text(key) -> str:
     if not key:
         return "?"
-    size, crop_pct, mode, interp = key
-    return f"{size[-2]}x{size[-1]}/{crop_pct}/{mode}/{interp}"
+    size, crop_pct, mode, interp, resize = key
+    text = f"{size[-2]}x{size[-1]}/{crop_pct}/{mode}/{interp}"
+    return text if resize is None else f"{text}/resize {'x'.join(map(str, resize))}"
 
 
 class Engine:

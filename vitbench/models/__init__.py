@@ -18,7 +18,6 @@ import torch.nn as nn
 
 from vitbench.catalog.registry import get_checkpoint, is_registered
 from vitbench.catalog.user import is_source_name
-from vitbench.data.config import DataConfig
 
 # Each family module registers its architectures on import.
 from vitbench.models import (  # noqa: E402,F401
@@ -42,6 +41,7 @@ from vitbench.models._builder import (
     model_family,
     register_family,
 )
+from vitbench.models.transformers_format import create_from_transformers_folder
 
 
 def create_model(name: str, pretrained: bool = False, weights: str | Path | None = None,
@@ -76,6 +76,9 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
         WeightsNotFoundError: weights were asked for and found nowhere (the message says where it
             looked and how to provide them).
         WeightsLoadError: the weights do not fit the model (keys or shapes named).
+
+    The transformers path is `transformers_format.create_from_transformers_folder`; the model types it
+    builds are the rows of `transformers_format.FORMATS`.
     """
     cfg = resolve_checkpoint(name) if is_registered(name) or is_source_name(name) else None
     resolved = _resolve_transformers(name, cfg, pretrained, weights, weights_dir)
@@ -138,8 +141,6 @@ def resolve_checkpoint(name: str):
     return get_checkpoint(name)
 
 
-# transformers `model_type` -> the architecture its config.json builds (kwargs via hf_config_to_kwargs)
-_TRANSFORMERS_ARCHS = {"vit-hybrid": "vit_base_r50_s16_384"}
 # transformers' ViT default layer_norm_eps (timm's is 1e-6), for a transformers checkpoint built
 # without its config.json (no weights, or a bare weight file)
 _TRANSFORMERS_LAYER_NORM_EPS = 1e-12
@@ -171,32 +172,11 @@ def _is_transformers_config(path: Path) -> bool:
 
 
 def _create_from_transformers(name, cfg, resolved, num_classes, **kwargs) -> nn.Module:
-    import json
+    """The transformers folder `resolved` built from its config.json (sizes from the config, not the
+    registered architecture's) with its weights loaded."""
+    return create_from_transformers_folder(resolved.path, num_classes=num_classes, cfg=cfg,
+                                           source=resolved.source, **kwargs)
 
-    from vitbench.weights import load_weights
-
-    folder = Path(resolved.path)
-    hf_config = json.loads((folder / "config.json").read_text())
-    model_type = hf_config.get("model_type")
-    if model_type not in _TRANSFORMERS_ARCHS:
-        raise ValueError(f"{folder}/config.json: transformers model_type {model_type!r} is not supported "
-                         f"(supported: {', '.join(_TRANSFORMERS_ARCHS)})")
-    from vitbench.models.vision_transformer_hybrid import hf_config_to_kwargs
-
-    model_kwargs = {**hf_config_to_kwargs(hf_config), **kwargs}
-    if num_classes is not None:
-        model_kwargs["num_classes"] = num_classes
-    arch = cfg.architecture if cfg else _TRANSFORMERS_ARCHS[model_type]
-    model = build_model(arch, cfg=cfg, **model_kwargs)      # config.json's sizes override the table's
-    preprocessor = folder / "preprocessor_config.json"
-    if preprocessor.is_file():
-        model.data_config = DataConfig.from_preprocessor_config(preprocessor)
-    id2label = hf_config.get("id2label")
-    if id2label:
-        model.id2label = {int(k): v for k, v in id2label.items()}
-    load_weights(model, folder)
-    model.weights_info = resolved.info()
-    return model
 
 
 @dataclass(frozen=True)
@@ -225,6 +205,6 @@ def token_shapes(name: str) -> Shapes:
 
 
 __all__ = [
-    "create_model", "build_model", "get_builder", "list_architectures", "register_family", "model_family",
+    "create_model", "create_from_transformers_folder", "build_model", "get_builder", "list_architectures", "register_family", "model_family",
     "architecture_size", "token_shapes", "ModelFamily", "ArchSpec", "Shapes", "SIZES",
 ]

@@ -39,7 +39,8 @@ class ViTBase(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """A new head of `num_classes` (0: none, so forward returns the pooled features)."""
         self.num_classes = num_classes
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        width = getattr(self, "head_hidden_size", self.embed_dim)      # what pool() hands the head
+        self.head = nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
 
     # -- forward
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,10 +12,12 @@ A family passes layers in rather than copying them (timm's `Block(attn_layer=, m
 - `AttentionPoolLatent`: attention pooling with a learned latent query (SigLIP's MAP head).
 - `PatchEmbed`, `LayerScale`, rotary tables (axial `rope_tables`, learned per-block `RopeMixed`,
   both applied by `apply_rope`), relative-position bias (`RelPosMlp`), `resample_abs_pos_embed`.
+- `ACT_LAYERS`: activations by the names transformers' configs use (`hidden_act`).
 """
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Callable
 
 import torch
@@ -191,6 +193,29 @@ class DiffAttention(DiffCore, Attention):
 
     def core(self, q, k, v, rope, attn_bias):
         return self.diff_attend(q, k, v, rope, attn_bias)
+
+
+# ----------------------------------------------------------------------------------------- activations
+
+class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x), CLIP's GELU approximation (transformers' 'quick_gelu')."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+# transformers' `hidden_act` names -> the activation layer. 'gelu' is the exact (erf) GELU; the tanh
+# forms ('gelu_new', 'gelu_pytorch_tanh', 'gelu_fast') are one formula, computed here by torch's own.
+ACT_LAYERS: dict[str, Callable[[], nn.Module]] = {
+    "gelu": nn.GELU,
+    "gelu_new": partial(nn.GELU, approximate="tanh"),
+    "gelu_pytorch_tanh": partial(nn.GELU, approximate="tanh"),
+    "gelu_fast": partial(nn.GELU, approximate="tanh"),
+    "quick_gelu": QuickGELU,
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "swish": nn.SiLU,
+}
 
 
 # ------------------------------------------------------------------------------------------------ mlp
@@ -406,11 +431,17 @@ class PatchEmbed(nn.Module):
 
 
 def resample_abs_pos_embed(pos_embed: torch.Tensor, new_size: tuple[int, int], num_prefix_tokens: int = 1,
-                           interpolation: str = "bicubic", antialias: bool = True) -> torch.Tensor:
+                           interpolation: str = "bicubic", antialias: bool = True,
+                           scale_offset: float | None = None) -> torch.Tensor:
     """Resize a learned (1, prefix + H*W, C) position table to the grid `new_size` (timm's rule).
 
     The first `num_prefix_tokens` rows (class / register positions) are kept as they are; the rest
     must be a square grid, which is interpolated in fp32 and cast back to the table's dtype.
+
+    scale_offset: None interpolates to the output size (timm). A number interpolates by the scale
+        factor (new + scale_offset) / old per axis instead (DINO's rule, with offset 0.1; transformers'
+        Dinov2, offset 0): sampling positions (i + 0.5) * old / (new + scale_offset) - 0.5, output size
+        floor(old * factor), which must come out as `new_size` (a ValueError otherwise).
     """
     prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
     n, dim = grid.shape[1], grid.shape[2]
@@ -420,7 +451,14 @@ def resample_abs_pos_embed(pos_embed: torch.Tensor, new_size: tuple[int, int], n
     if (side, side) == tuple(new_size):
         return pos_embed
     grid = grid.reshape(1, side, side, dim).permute(0, 3, 1, 2).float()       # (1, C, H, W)
-    grid = F.interpolate(grid, size=tuple(new_size), mode=interpolation, antialias=antialias)
+    if scale_offset is None:
+        grid = F.interpolate(grid, size=tuple(new_size), mode=interpolation, antialias=antialias)
+    else:
+        scale = tuple(float((n + scale_offset) / side) for n in new_size)
+        grid = F.interpolate(grid, scale_factor=scale, mode=interpolation, antialias=antialias)
+        if tuple(grid.shape[-2:]) != tuple(new_size):
+            raise ValueError(f"resampling a {side}x{side} position grid by {scale} gave {tuple(grid.shape[-2:])}, "
+                             f"not {tuple(new_size)}")
     grid = grid.permute(0, 2, 3, 1).reshape(1, -1, dim).to(pos_embed.dtype)   # (1, H'*W', C)
     return torch.cat([prefix, grid], dim=1)
 

@@ -7,7 +7,7 @@ registers https://arxiv.org/abs/2309.16588, parallel blocks (ViT-22B) https://ar
 CLIP https://arxiv.org/abs/2103.00020, SigLIP https://arxiv.org/abs/2303.15343,
 shape-optimized sizes (SoViT) https://arxiv.org/abs/2305.13035, FlexiViT https://arxiv.org/abs/2212.08013,
 EVA https://arxiv.org/abs/2211.07636, BEiT-3 https://arxiv.org/abs/2208.10442,
-Differential Transformer https://arxiv.org/abs/2410.05258.
+Differential Transformer https://arxiv.org/abs/2410.05258, DINOv2 https://arxiv.org/abs/2304.07193.
 
 Layout, as in timm: model -> checkpoint_filter_fn -> architecture table (registered from the table).
 Numbers that matter for parity with timm: LayerNorm eps 1e-6 (1e-5 for BEiT-3), exact (erf) GELU, mlp
@@ -19,6 +19,12 @@ unless fc_norm=False.
 - Differential attention (`attn_layer='diff'`, `layers.DiffAttention`): the difference of two softmax
   maps per head; lambda_init follows the block index (from 0), so every block is built knowing it.
   With block_fn='parallel' it is timm's DiffParallelScalingBlock (one fused output projection).
+- transformers-format checkpoints of this family, built from their config.json (`hf_vit_config_to_kwargs`,
+  `hf_dinov2_config_to_kwargs`; keys remapped by `checkpoint_filter_fn`):
+  ViTForImageClassification (LayerNorm eps from the config, 1e-12 for Google's) and
+  Dinov2ForImageClassification (layer scale, MLP or DINOv2's SwiGLU, the classifier on
+  [class token, mean of the patch tokens] (`global_pool='token_avg'`), and the position table resized
+  from the pretraining grid to the model's by transformers' rule (`pos_resample='dinov2'`).
 """
 from __future__ import annotations
 
@@ -27,27 +33,54 @@ from functools import partial
 import torch
 import torch.nn as nn
 
+from vitbench.models import _hf
 from vitbench.models._base import ViTBase
 from vitbench.models._builder import ArchSpec, ModelFamily, register_family
 from vitbench.models.layers import (
+    ACT_LAYERS,
     Attention,
     AttentionPoolLatent,
     Block,
     DiffAttention,
+    Mlp,
     ParallelScalingBlock,
     PatchEmbed,
+    SwiGLU,
     resample_abs_pos_embed,
 )
 
-__all__ = ["VisionTransformer", "checkpoint_filter_fn", "ARCHS"]
+__all__ = ["VisionTransformer", "checkpoint_filter_fn", "hf_vit_config_to_kwargs", "hf_dinov2_config_to_kwargs",
+           "ARCHS"]
 
 # "res_post": timm's ResPostBlock, x + norm(f(x)) (its init_values only initialises the norm scales,
 # so it carries no layer-scale parameters)
 BLOCKS = {"block": Block, "parallel": ParallelScalingBlock, "res_post": partial(Block, post_norm=True)}
 # attn_layer -> the attention every block uses (timm's names)
 ATTN_LAYERS = {"attn": Attention, "diff": DiffAttention}
-# pos_resample mode -> (interpolation, antialias) for resample_abs_pos_embed
-POS_RESAMPLE = {"bicubic": ("bicubic", True), "bilinear": ("bilinear", False)}
+
+
+def dinov2_swiglu(dim: int, hidden: int, act_layer=None, norm_layer=None) -> SwiGLU:
+    """DINOv2's SwiGLU FFN (transformers' Dinov2SwiGLUFFN): from the nominal width int(dim * mlp_ratio),
+    a gated width of (int(hidden * 2 / 3) + 7) // 8 * 8, SiLU, one packed input projection (gate
+    first). The activation is SiLU whatever the config's hidden_act; there is no sub-norm."""
+    return SwiGLU(dim, (int(hidden * 2 / 3) + 7) // 8 * 8, act_layer=nn.SiLU, packed=True)
+
+
+# mlp_layer -> the MLP every block uses
+MLP_LAYERS = {"mlp": Mlp, "swiglu_dinov2": dinov2_swiglu}
+# transformers' Dinov2 (4.46) resizes its position grid by scale_factor=new/old, without the +0.1 the
+# DINO code added to `new`: measured on the golden checkpoint, offset 0 reproduces its logits exactly
+# and 0.1 is 1e-3 away. The values equal a resize to the size; the quirk is the output size,
+# floor(old * new / old), one short for some grids (37 -> 39, 43, 78, 86), where transformers fails
+# and resample_abs_pos_embed raises.
+DINOV2_SCALE_OFFSET = 0.0
+# pos_resample mode -> resample_abs_pos_embed's arguments
+POS_RESAMPLE = {
+    "bicubic": dict(interpolation="bicubic", antialias=True),
+    "bilinear": dict(interpolation="bilinear", antialias=False),
+    "dinov2": dict(interpolation="bicubic", antialias=False, scale_offset=DINOV2_SCALE_OFFSET),
+}
+GLOBAL_POOLS = ("token", "avg", "map", "token_avg")
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -57,16 +90,19 @@ class VisionTransformer(ViTBase):
 
     patch_embed: any module mapping (B, 3, H, W) -> (B, N, C) with `num_patches` and `grid_size`
         (the hybrid passes a ResNet-backed one); default a PatchEmbed of `patch_size`.
-    global_pool: 'token' (class token), 'avg' (mean of the non-prefix tokens) or 'map' (attention
-        pooling of the non-prefix tokens by `attn_pool`, SigLIP). With 'avg' the final norm is applied
-        after pooling (`fc_norm`) unless fc_norm=False.
+    global_pool: 'token' (class token), 'avg' (mean of the non-prefix tokens), 'map' (attention
+        pooling of the non-prefix tokens by `attn_pool`, SigLIP) or 'token_avg' (the class token
+        concatenated with the mean of the other tokens, DINOv2's linear classifier: the head takes
+        2 * embed_dim). With 'avg' the final norm is applied after pooling (`fc_norm`) unless fc_norm=False.
     no_embed_class: the position table covers only the patch tokens (added before the prefix
         tokens are concatenated), as in DeiT-3 / big_vision / the SBB models.
     pre_norm: a norm on the embedded tokens before the blocks (`norm_pre`) and a patch embedding
         without bias, as in the CLIP image towers.
     pos_resample: how `checkpoint_filter_fn` resizes a position table trained on another grid:
-        'bicubic' (antialiased; timm's default) or 'bilinear' (no antialias; timm's choice for the
-        big_vision FlexiViT weights).
+        'bicubic' (antialiased; timm's default), 'bilinear' (no antialias; timm's choice for the
+        big_vision FlexiViT weights) or 'dinov2' (bicubic by a scale factor, transformers' Dinov2).
+    act_layer: the MLP activation, by transformers' name (`layers.ACT_LAYERS`; 'gelu' is exact GELU).
+    mlp_layer: 'mlp' (fc1 -> act -> fc2) or 'swiglu_dinov2' (`dinov2_swiglu`).
     attn_layer: 'attn' (softmax attention) or 'diff' (differential attention; block i gets
         depth_index=i, which sets its lambda_init).
     scale_attn_norm / scale_mlp_norm: sub-LNs inside the block, before the attention's output
@@ -79,18 +115,24 @@ class VisionTransformer(ViTBase):
                  class_token: bool = True, reg_tokens: int = 0, no_embed_class: bool = False,
                  fc_norm: bool | None = None, norm_eps: float = 1e-6, block_fn: str = "block",
                  pre_norm: bool = False, pos_resample: str = "bicubic", patch_embed: nn.Module | None = None,
-                 attn_layer: str = "attn", scale_attn_norm: bool = False, scale_mlp_norm: bool = False):
+                 attn_layer: str = "attn", scale_attn_norm: bool = False, scale_mlp_norm: bool = False,
+                 act_layer: str = "gelu", mlp_layer: str = "mlp"):
         super().__init__()
-        if global_pool not in ("token", "avg", "map"):
-            raise ValueError(f"global_pool={global_pool!r}: expected 'token', 'avg' or 'map'")
-        if global_pool == "token" and not class_token:
-            raise ValueError("global_pool='token' needs a class token (class_token=True)")
+        if global_pool not in GLOBAL_POOLS:
+            raise ValueError(f"global_pool={global_pool!r}: expected one of {', '.join(GLOBAL_POOLS)}")
+        if global_pool in ("token", "token_avg") and not class_token:
+            raise ValueError(f"global_pool={global_pool!r} needs a class token (class_token=True)")
         if block_fn not in BLOCKS:
             raise ValueError(f"block_fn={block_fn!r}: expected one of {', '.join(BLOCKS)}")
         if pos_resample not in POS_RESAMPLE:
             raise ValueError(f"pos_resample={pos_resample!r}: expected one of {', '.join(POS_RESAMPLE)}")
         if attn_layer not in ATTN_LAYERS:
             raise ValueError(f"attn_layer={attn_layer!r}: expected one of {', '.join(ATTN_LAYERS)}")
+        if act_layer not in ACT_LAYERS:
+            raise ValueError(f"act_layer={act_layer!r}: expected one of {', '.join(ACT_LAYERS)}")
+        if mlp_layer not in MLP_LAYERS or (mlp_layer != "mlp" and block_fn == "parallel"):
+            raise ValueError(f"mlp_layer={mlp_layer!r}: expected one of {', '.join(MLP_LAYERS)} "
+                             f"('mlp' only with block_fn='parallel')")
         use_fc_norm = global_pool == "avg" if fc_norm is None else fc_norm
         norm_layer = partial(nn.LayerNorm, eps=norm_eps)
 
@@ -113,16 +155,18 @@ class VisionTransformer(ViTBase):
         self.norm_pre = norm_layer(embed_dim) if pre_norm else nn.Identity()
 
         block, attn = BLOCKS[block_fn], ATTN_LAYERS[attn_layer]
+        mlp = {} if mlp_layer == "mlp" else dict(mlp_layer=MLP_LAYERS[mlp_layer])
         self.blocks = nn.Sequential(*[
-            block(embed_dim, num_heads, mlp_ratio, qkv_bias, init_values, norm_layer, attn_layer=attn,
-                  attn_kwargs=dict(depth_index=i) if attn is DiffAttention else None,
-                  scale_attn_norm=scale_attn_norm, scale_mlp_norm=scale_mlp_norm)
+            block(embed_dim, num_heads, mlp_ratio, qkv_bias, init_values, norm_layer, act_layer=ACT_LAYERS[act_layer],
+                  attn_layer=attn, attn_kwargs=dict(depth_index=i) if attn is DiffAttention else None,
+                  scale_attn_norm=scale_attn_norm, scale_mlp_norm=scale_mlp_norm, **mlp)
             for i in range(depth)])
         self.norm = norm_layer(embed_dim) if not use_fc_norm else nn.Identity()
         self.attn_pool = AttentionPoolLatent(embed_dim, num_heads, mlp_ratio, norm_layer=norm_layer) \
             if global_pool == "map" else None
         self.fc_norm = norm_layer(embed_dim) if use_fc_norm else nn.Identity()
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head_hidden_size = 2 * embed_dim if global_pool == "token_avg" else embed_dim
+        self.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 
     # -- forward (the rest is ViTBase)
     def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,6 +185,8 @@ class VisionTransformer(ViTBase):
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         if self.attn_pool is not None:
             return self.attn_pool(x[:, self.num_prefix_tokens:])     # (B, C)
+        if self.global_pool == "token_avg":
+            return torch.cat([x[:, 0], x[:, self.num_prefix_tokens:].mean(dim=1)], dim=-1)   # (B, 2C)
         return super().pool(x)
 
     def _check_size(self, x: torch.Tensor) -> None:
@@ -195,23 +241,72 @@ def _from_beit3_release(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.
     return out
 
 
+# transformers' layouts of this family, by key prefix: (rules, q/k/v pattern, dropped keys, class)
+_LAYER = r"^dinov2\.encoder\.layer\.(\d+)\."
+_TRANSFORMERS_LAYOUTS = {
+    "vit.": (_hf.encoder_rules("vit") + [(r"^classifier\.", "head.")],
+             _hf.qkv_pattern("vit"), (r"^vit\.embeddings\.mask_token$",), "ViT"),
+    "dinov2.": ([
+        (r"^dinov2\.embeddings\.cls_token$", "cls_token"),
+        (r"^dinov2\.embeddings\.position_embeddings$", "pos_embed"),
+        (r"^dinov2\.embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
+        (_LAYER + r"norm([12])\.", r"blocks.\1.norm\2."),
+        (_LAYER + r"attention\.output\.dense\.", r"blocks.\1.attn.proj."),
+        (_LAYER + r"layer_scale([12])\.lambda1$", r"blocks.\1.ls\2.gamma"),
+        (_LAYER + r"mlp\.(fc[12])\.", r"blocks.\1.mlp.\2."),
+        (_LAYER + r"mlp\.weights_in\.", r"blocks.\1.mlp.fc1."),         # SwiGLU: packed [gate | value]
+        (_LAYER + r"mlp\.weights_out\.", r"blocks.\1.mlp.fc2."),
+        (r"^dinov2\.layernorm\.", "norm."),
+        (r"^classifier\.", "head."),
+    ], _hf.qkv_pattern("dinov2"), (r"^dinov2\.embeddings\.mask_token$",), "Dinov2"),
+}
+
+
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VisionTransformer) -> dict[str, torch.Tensor]:
     """A timm ViT state dict made loadable into `model`: `pos_embed` is resampled to the model's patch
     grid (by the model's `pos_resample` mode) when the checkpoint was trained at another resolution.
     An original BEiT-3 release (`beit3.` keys) is first mapped to timm's layout; timm's own BEiT-3
-    (and every other) Hub weights need no remapping."""
+    (and every other) Hub weights need no remapping. transformers' ViTForImageClassification
+    (`vit.` keys) and Dinov2ForImageClassification (`dinov2.` keys) are renamed to timm's layout
+    (q/k/v fused; DINOv2's unused mask token dropped)."""
     if any(k.startswith("beit3.") for k in state_dict):
         state_dict = _from_beit3_release(state_dict)
-    interpolation, antialias = POS_RESAMPLE[getattr(model, "pos_resample", "bicubic")]
+    for prefix, (rules, qkv, drop, name) in _TRANSFORMERS_LAYOUTS.items():
+        if any(k.startswith(prefix) for k in state_dict):
+            state_dict = _hf.rename_transformers_keys(state_dict, rules, qkv, name, drop)
+            break
+    resample = POS_RESAMPLE[getattr(model, "pos_resample", "bicubic")]
     out = {}
     for k, v in state_dict.items():
         if k == "pos_embed" and v.shape != model.pos_embed.shape:
             num_prefix = 0 if model.no_embed_class else model.num_prefix_tokens
-            v = resample_abs_pos_embed(v, model.patch_embed.grid_size, num_prefix_tokens=num_prefix,
-                                       interpolation=interpolation, antialias=antialias)
+            v = resample_abs_pos_embed(v, model.patch_embed.grid_size, num_prefix_tokens=num_prefix, **resample)
         out[k] = v
     return out
 
+
+# ---------------------------------------------------------------------------- transformers config
+
+def hf_vit_config_to_kwargs(config: dict) -> dict:
+    """VisionTransformer kwargs from a transformers ViT config.json (ViTForImageClassification): the
+    dims as the config gives them, class-token pooling, qkv bias per `qkv_bias`."""
+    kw = _hf.encoder_kwargs(config)
+    return dict(kw, mlp_ratio=_hf.mlp_ratio_for(int(config["intermediate_size"]), kw["embed_dim"]),
+                qkv_bias=bool(config.get("qkv_bias", True)), global_pool="token")
+
+
+def hf_dinov2_config_to_kwargs(config: dict) -> dict:
+    """VisionTransformer kwargs from a transformers Dinov2 config.json (Dinov2ForImageClassification).
+
+    image_size is the pretraining size, which sets the position table's grid; the model is built for
+    its processor's input size and `checkpoint_filter_fn` resizes the table as transformers does at
+    every forward (`pos_resample='dinov2'`). Layer scale is always there (`layerscale_value` only
+    initialises it); the MLP width is int(hidden_size * mlp_ratio), gated by `use_swiglu_ffn`.
+    """
+    kw = _hf.encoder_kwargs(config, image_size_default=518, patch_size_default=14, eps_default=1e-6)  # Dinov2Config's
+    return dict(kw, mlp_ratio=float(config.get("mlp_ratio", 4)), qkv_bias=bool(config.get("qkv_bias", True)),
+                init_values=float(config.get("layerscale_value", 1.0)) or 1.0, global_pool="token_avg",
+                mlp_layer="swiglu_dinov2" if config.get("use_swiglu_ffn") else "mlp", pos_resample="dinov2")
 
 
 # ------------------------------------------------------------------------------------ architectures

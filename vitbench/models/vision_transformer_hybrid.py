@@ -16,6 +16,7 @@ import re
 import torch
 import torch.nn as nn
 
+from vitbench.models import _hf
 from vitbench.models._builder import ArchSpec, ModelFamily, register_family
 from vitbench.models.resnetv2 import ResNetV2, Stem, create_backbone
 from vitbench.models.vision_transformer import VisionTransformer
@@ -50,61 +51,26 @@ class HybridEmbed(nn.Module):
 
 _HF_BACKBONE = "vit.embeddings.patch_embeddings.backbone.bit."
 
-# transformers key (after the backbone / layer prefixes are peeled) -> timm key, by regex.
-_HF_RULES: list[tuple[str, str]] = [
-    (r"^vit\.embeddings\.cls_token$", "cls_token"),
-    (r"^vit\.embeddings\.position_embeddings$", "pos_embed"),
-    (r"^vit\.embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
+# transformers key -> timm key, by regex: the BiT backbone (its prefix peeled), then the ViT encoder's
+# rules shared with the plain ViT (q/k/v fused through _hf.qkv_pattern), then the head.
+_HF_RULES: _hf.Rules = [
     (r"^" + re.escape(_HF_BACKBONE) + r"embedder\.convolution\.", "patch_embed.backbone.stem.conv."),
     (r"^" + re.escape(_HF_BACKBONE) + r"embedder\.norm\.", "patch_embed.backbone.stem.norm."),
     (r"^" + re.escape(_HF_BACKBONE) + r"encoder\.stages\.(\d+)\.layers\.(\d+)\.",
      r"patch_embed.backbone.stages.\1.blocks.\2."),
-    (r"^vit\.encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"blocks.\1.attn.proj."),
-    (r"^vit\.encoder\.layer\.(\d+)\.intermediate\.dense\.", r"blocks.\1.mlp.fc1."),
-    (r"^vit\.encoder\.layer\.(\d+)\.output\.dense\.", r"blocks.\1.mlp.fc2."),
-    (r"^vit\.encoder\.layer\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
-    (r"^vit\.encoder\.layer\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
-    (r"^vit\.layernorm\.", "norm."),
+    *_hf.encoder_rules("vit"),
     (r"^classifier\.", "head."),
 ]
-_HF_QKV = re.compile(r"^vit\.encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)$")
 
 
 def is_transformers_state_dict(state_dict: dict) -> bool:
     return any(k.startswith(("vit.", "classifier.")) for k in state_dict)
 
 
-def _from_transformers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """transformers ViTHybrid keys -> timm keys; query/key/value are concatenated into the fused qkv."""
-    out: dict[str, torch.Tensor] = {}
-    qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-    unknown = []
-    for k, v in state_dict.items():
-        m = _HF_QKV.match(k)
-        if m:
-            qkv.setdefault((m[1], m[3]), {})[m[2]] = v
-            continue
-        for pattern, repl in _HF_RULES:
-            new, n = re.subn(pattern, repl, k)
-            if n:
-                out[new] = v
-                break
-        else:
-            unknown.append(k)
-    if unknown:
-        raise KeyError(f"transformers ViTHybrid checkpoint has keys with no native counterpart: {unknown[:5]}"
-                       f"{' ...' if len(unknown) > 5 else ''}")
-    for (layer, kind), parts in qkv.items():
-        if set(parts) != {"query", "key", "value"}:
-            raise KeyError(f"layer {layer}: attention {kind} lacks {sorted({'query', 'key', 'value'} - set(parts))}")
-        out[f"blocks.{layer}.attn.qkv.{kind}"] = torch.cat([parts["query"], parts["key"], parts["value"]], dim=0)
-    return out
-
-
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VisionTransformer) -> dict[str, torch.Tensor]:
     """A timm or transformers (ViTHybrid) state dict made loadable into the hybrid `model`."""
     if is_transformers_state_dict(state_dict):
-        state_dict = _from_transformers(state_dict)
+        state_dict = _hf.rename_transformers_keys(state_dict, _HF_RULES, _hf.qkv_pattern("vit"), "ViTHybrid")
     return vit_checkpoint_filter_fn(state_dict, model)
 
 
@@ -125,9 +91,8 @@ def hf_config_to_kwargs(config: dict) -> dict:
     if bad:
         raise ValueError(f"unsupported ViTHybrid config values: {bad}")
     hidden = config["hidden_size"]
-    num_labels = config.get("num_labels") or len(config.get("id2label") or {}) or 1000
     return dict(
-        img_size=int(config["image_size"]),
+        img_size=_hf.image_size(config),
         patch_size=int(config.get("patch_size", 1)),
         embed_dim=hidden,
         depth=config["num_hidden_layers"],
@@ -138,7 +103,7 @@ def hf_config_to_kwargs(config: dict) -> dict:
         backbone_layers=tuple(backbone.get("depths", (3, 4, 9))),
         backbone_channels=tuple(backbone.get("hidden_sizes", (256, 512, 1024, 2048))),
         backbone_stem_chs=backbone.get("embedding_size", 64),
-        num_classes=num_labels,
+        num_classes=_hf.num_labels(config),
     )
 
 
