@@ -81,20 +81,26 @@ def qkv_pattern(prefix: str) -> str:
     return rf"^{re.escape(prefix)}\.encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)$"
 
 
-def encoder_rules(prefix: str) -> Rules:
-    """Rules for the embeddings, layers and final norm that transformers' ViT, DeiT, BEiT and ViTHybrid
-    share under `prefix` (`vit`, `deit`, `beit`); q/k/v go through `qkv_pattern`, heads are the family's."""
+# transformers' ViT layer (ViT, DeiT, BEiT, ViTHybrid): key within `encoder.layer.N.` -> within `blocks.N.`
+VIT_LAYER: Rules = [
+    (r"attention\.output\.dense\.", "attn.proj."),
+    (r"intermediate\.dense\.", "mlp.fc1."),
+    (r"output\.dense\.", "mlp.fc2."),
+    (r"layernorm_before\.", "norm1."),
+    (r"layernorm_after\.", "norm2."),
+]
+
+
+def encoder_rules(prefix: str, layer_rules: Rules = VIT_LAYER) -> Rules:
+    """Rules for the embeddings, layers and final norm of a transformers encoder under `prefix` (`vit`,
+    `deit`, `beit`, `dinov2`); `layer_rules` rename the keys within a layer (a replacement's groups
+    count from \\2: \\1 is the layer index). q/k/v go through `qkv_pattern`, heads are the family's."""
     p = re.escape(prefix)
-    layer = rf"^{p}\.encoder\.layer\.(\d+)\."
     return [
         (rf"^{p}\.embeddings\.cls_token$", "cls_token"),
         (rf"^{p}\.embeddings\.position_embeddings$", "pos_embed"),
         (rf"^{p}\.embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
-        (layer + r"attention\.output\.dense\.", r"blocks.\1.attn.proj."),
-        (layer + r"intermediate\.dense\.", r"blocks.\1.mlp.fc1."),
-        (layer + r"output\.dense\.", r"blocks.\1.mlp.fc2."),
-        (layer + r"layernorm_before\.", r"blocks.\1.norm1."),
-        (layer + r"layernorm_after\.", r"blocks.\1.norm2."),
+        *((rf"^{p}\.encoder\.layer\.(\d+)\." + key, r"blocks.\1." + new) for key, new in layer_rules),
         (rf"^{p}\.layernorm\.", "norm."),
     ]
 

@@ -242,23 +242,19 @@ def _from_beit3_release(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.
 
 
 # transformers' layouts of this family, by key prefix: (rules, q/k/v pattern, dropped keys, class)
-_LAYER = r"^dinov2\.encoder\.layer\.(\d+)\."
+_DINOV2_LAYER: _hf.Rules = [
+    (r"norm([12])\.", r"norm\2."),
+    (r"attention\.output\.dense\.", "attn.proj."),
+    (r"layer_scale([12])\.lambda1$", r"ls\2.gamma"),
+    (r"mlp\.(fc[12])\.", r"mlp.\2."),
+    (r"mlp\.weights_in\.", "mlp.fc1."),         # SwiGLU: packed [gate | value]
+    (r"mlp\.weights_out\.", "mlp.fc2."),
+]
 _TRANSFORMERS_LAYOUTS = {
     "vit.": (_hf.encoder_rules("vit") + [(r"^classifier\.", "head.")],
              _hf.qkv_pattern("vit"), (r"^vit\.embeddings\.mask_token$",), "ViT"),
-    "dinov2.": ([
-        (r"^dinov2\.embeddings\.cls_token$", "cls_token"),
-        (r"^dinov2\.embeddings\.position_embeddings$", "pos_embed"),
-        (r"^dinov2\.embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
-        (_LAYER + r"norm([12])\.", r"blocks.\1.norm\2."),
-        (_LAYER + r"attention\.output\.dense\.", r"blocks.\1.attn.proj."),
-        (_LAYER + r"layer_scale([12])\.lambda1$", r"blocks.\1.ls\2.gamma"),
-        (_LAYER + r"mlp\.(fc[12])\.", r"blocks.\1.mlp.\2."),
-        (_LAYER + r"mlp\.weights_in\.", r"blocks.\1.mlp.fc1."),         # SwiGLU: packed [gate | value]
-        (_LAYER + r"mlp\.weights_out\.", r"blocks.\1.mlp.fc2."),
-        (r"^dinov2\.layernorm\.", "norm."),
-        (r"^classifier\.", "head."),
-    ], _hf.qkv_pattern("dinov2"), (r"^dinov2\.embeddings\.mask_token$",), "Dinov2"),
+    "dinov2.": (_hf.encoder_rules("dinov2", _DINOV2_LAYER) + [(r"^classifier\.", "head.")],
+                _hf.qkv_pattern("dinov2"), (r"^dinov2\.embeddings\.mask_token$",), "Dinov2"),
 }
 
 
