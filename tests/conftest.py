@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
-GOLDEN = FIXTURES / "golden"
+from support import CKPT, CKPT2, FIXTURES, GOLDEN, ColourModel
+from vitbench import records
 
 # Tests never touch the network: the HF hub client must answer from the local cache or fail.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -23,3 +23,34 @@ def fixtures() -> Path:
 @pytest.fixture
 def golden() -> Path:
     return GOLDEN
+
+
+@pytest.fixture
+def dummy(monkeypatch, tmp_path):
+    """create_model -> ColourModel (`boost`: classes given +1000); weights written to tmp_path/weights; stats stubbed (cheap)."""
+    from safetensors.torch import save_file
+
+    import vitbench.models
+    import vitbench.stats
+
+    state = {"boost": ()}
+    built = []
+
+    def fake_create_model(name, pretrained=False, weights=None, num_classes=None, weights_dir=None, **kw):
+        m = ColourModel(boost=state["boost"])
+        built.append(name)
+        return m
+
+    def fake_stats_record(name):
+        return records.StatsRecord(checkpoint=name, architecture="dummy", img_size=32, param_count=3000,
+                                   gmacs=0.0, gmacs_no_attn=0.0, macts=0.0)
+
+    monkeypatch.setattr(vitbench.models, "create_model", fake_create_model)
+    monkeypatch.setattr(vitbench.stats, "measure", fake_stats_record)
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    for name in (CKPT, CKPT2):
+        save_file({k: v.contiguous() for k, v in ColourModel().state_dict().items()},
+                  str(wdir / f"{name}.safetensors"))
+    state.update(weights_dir=wdir, built=built)
+    return state

@@ -2,7 +2,6 @@
 with timm's published benchmark rows (tests/fixtures/published_benchmarks.csv) for every architecture."""
 import csv
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,9 +9,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from support import FIXTURES
 from vitbench.stats import OpCounter, Stats, count_model, count_stats, stats_main
 
-PUBLISHED = Path(__file__).parent / "fixtures" / "published_benchmarks.csv"
+PUBLISHED = FIXTURES / "published_benchmarks.csv"
 TINY = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 
 

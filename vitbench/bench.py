@@ -15,10 +15,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import statistics
-import sys
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Callable, TypeVar
 
 import torch

@@ -109,7 +109,7 @@ def all_max(world: World, values: list[int]) -> list[int]:
     """Element-wise maximum of an int list over ranks (flags agree: any rank's 1 is everyone's)."""
     if not world.distributed or not values:
         return list(values)
-    return [max(col) for col in zip(*all_gather(world, list(values)))]
+    return [max(col) for col in zip(*all_gather(world, list(values)), strict=True)]
 
 
 def results_lock(results_dir: Path):

@@ -306,14 +306,14 @@ class Pass:
             tb = "".join(traceback.format_exception(self.pass_error)) if self.pass_error is not None else None
             return [MemberResult(m, error=text, exception=self.pass_error, traceback=tb) for m in self.members]
         failed = {n: next((t[1][n] for t in texts if n in t[1]), "failed on another rank")
-                  for n, f in zip(names, flags[1:]) if f}
+                  for n, f in zip(names, flags[1:], strict=True) if f}
         out = [MemberResult(m, error=failed[m.model], exception=self.errors.get(m.model))
                for m in self.members if m.model in failed]
         live = [m for m in self.members if m.model not in failed]
         # every rank makes every metric (a rank may have seen none of a dataset's images), then syncs it
         n_classes = all_max(world, [_scored_classes(m.scorer, self.models[m.model]) for m in live])
         payloads = []
-        for m, c in zip(live, n_classes):
+        for m, c in zip(live, n_classes, strict=True):
             m.scorer.make_metrics(max(c, 1))
             with warnings.catch_warnings():      # "compute called before update" on a rank with no rows
                 warnings.simplefilter("ignore")

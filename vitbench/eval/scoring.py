@@ -174,7 +174,7 @@ def score_real(top5_idx: np.ndarray, label_sets: Sequence[Sequence[int]]) -> Rea
     if len(top5_idx) != len(label_sets):
         raise ValueError(f"{len(top5_idx)} predictions but {len(label_sets)} label sets")
     c1 = c5 = n = 0
-    for row, labels in zip(top5_idx, label_sets):
+    for row, labels in zip(top5_idx, label_sets, strict=True):
         if len(labels) == 0:
             continue
         labels = set(int(x) for x in labels)

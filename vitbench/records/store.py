@@ -289,12 +289,12 @@ def add_diffs(df: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
     Rows are matched on (model, precision); rank_diff = base rank - rank (timm's convention), so a
     model that climbs on the shifted set gets a positive number. Unmatched rows get NaN.
     """
-    key = list(zip(base["model"], base["precision"]))
+    key = list(zip(base["model"], base["precision"], strict=True))
     base_rank = {k: i for i, k in enumerate(key)}
-    base_top1 = dict(zip(key, base["top1"]))
-    base_top5 = dict(zip(key, base["top5"]))
+    base_top1 = dict(zip(key, base["top1"], strict=True))
+    base_top5 = dict(zip(key, base["top5"], strict=True))
     t1, t5, rd = [], [], []
-    for rank, k in enumerate(zip(df["model"], df["precision"])):
+    for rank, k in enumerate(zip(df["model"], df["precision"], strict=True)):
         if k in base_rank:
             t1.append(_r(df["top1"].iat[rank] - base_top1[k], 3))
             t5.append(_r(df["top5"].iat[rank] - base_top5[k], 3))

@@ -12,120 +12,33 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
-from test_evaluate import ColourModel, class_colour
-from vitbench import cli, records
+from support import (
+    CKPT,
+    CKPT2,
+    DUMMY_CONFIG,
+    TEN,
+    ColourModel,
+    base_cfg,
+    cli_run,
+    make_flat,
+    make_numbered,
+    make_wnid_folders,
+    rec,
+    val_name,
+    write_image,
+)
 from vitbench.catalog import imagenet_synsets, real_labels, subset_indices, subset_synsets
 from vitbench.records import eval_path, read_record
 from vitbench.run import Job, Run, RunConfig, run
 
-CKPT = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
-CKPT2 = "vit_small_patch16_224.augreg_in21k_ft_in1k"
-
-
 # ---------------------------------------------------------------------------- generated data
-
-def write_image(path: Path, cls: int, size: int = 40) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (size, size), class_colour(cls)).save(path, quality=95)
-    return path
-
-
-def val_name(n: int) -> str:
-    return f"ILSVRC2012_val_{n:08d}.JPEG"
-
-
-def make_wnid_folders(root: Path, items, wnids=None) -> Path:
-    """root/<wnid>/ for every expected wnid (the layout check wants them all); items: (number, class,
-    colour class) -> root/<wnid of class>/ILSVRC2012_val_<number>.JPEG in the colour's colour."""
-    wnids = wnids or imagenet_synsets()
-    for w in wnids:
-        (root / w).mkdir(parents=True, exist_ok=True)
-    syn = imagenet_synsets()
-    for n, cls, colour in items:
-        write_image(root / syn[cls] / val_name(n), colour)
-    return root
-
-
-def make_flat(root: Path, items, labels_file: str = "labels.csv") -> Path:
-    """root/ILSVRC2012_val_<n>.JPEG + a filename,label csv (label = class index)."""
-    root.mkdir(parents=True, exist_ok=True)
-    rows = [("filename", "label")]
-    for n, cls, colour in items:
-        write_image(root / val_name(n), colour)
-        rows.append((val_name(n), str(cls)))
-    with open(root / labels_file, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
-    return root
-
-
-def make_numbered(root: Path, items) -> Path:
-    for i in range(1000):
-        (root / str(i)).mkdir(parents=True, exist_ok=True)
-    for k, (cls, colour) in enumerate(items):
-        write_image(root / str(cls) / f"img{k:03d}.jpeg", colour)
-    return root
 
 
 # ---------------------------------------------------------------------------- the dummy checkpoint
 
-@pytest.fixture
-def dummy(monkeypatch, tmp_path):
-    """create_model -> ColourModel (`boost`: classes given +1000); weights written to tmp_path/weights; stats stubbed (cheap)."""
-    import vitbench.models
-    import vitbench.stats
-    from safetensors.torch import save_file
-
-    state = {"boost": ()}
-    built = []
-
-    def fake_create_model(name, pretrained=False, weights=None, num_classes=None, weights_dir=None, **kw):
-        m = ColourModel(boost=state["boost"])
-        built.append(name)
-        return m
-
-    def fake_stats_record(name):
-        return records.StatsRecord(checkpoint=name, architecture="dummy", img_size=32, param_count=3000,
-                                   gmacs=0.0, gmacs_no_attn=0.0, macts=0.0)
-
-    monkeypatch.setattr(vitbench.models, "create_model", fake_create_model)
-    monkeypatch.setattr(vitbench.stats, "measure", fake_stats_record)
-    wdir = tmp_path / "weights"
-    wdir.mkdir()
-    for name in (CKPT, CKPT2):
-        save_file({k: v.contiguous() for k, v in ColourModel().state_dict().items()},
-                  str(wdir / f"{name}.safetensors"))
-    state.update(weights_dir=wdir, built=built)
-    return state
-
-
-def base_cfg(tmp_path, **kw) -> RunConfig:
-    values = dict(checkpoints=(CKPT,), datasets=("imagenet",), data_root=tmp_path / "data", data_overrides=(),
-                  device="cpu", precision="fp32", batch_size=4, workers=0, limit=None,
-                  weights_dir=tmp_path / "weights", results_dir=tmp_path / "results",
-                  reports_dir=tmp_path / "reports", force=False, skip_bad_images=False, bench=None,
-                  report=False)
-    values.update(kw)
-    return RunConfig(**values)
-
-
-def cli_run(tmp_path, *extra, names=(CKPT,), data=True, weights=True) -> int:
-    argv = ["run", *names, "--results-dir", str(tmp_path / "results"), "--reports-dir",
-            str(tmp_path / "reports"), "--workers", "0", "--batch-size", "4", "--no-bench", "--no-report"]
-    if data:
-        argv += ["--data-root", str(tmp_path / "data")]
-    if weights:
-        argv += ["--weights-dir", str(tmp_path / "weights")]
-    return cli.main(argv + list(extra))
-
-
-def rec(tmp_path, dataset, ckpt=CKPT, precision="fp32"):
-    return read_record(eval_path(tmp_path / "results", dataset, ckpt, precision))
-
 
 # 10 ImageNet-val images of classes 0..9; image 10 is coloured as class 42 (a wrong prediction)
-TEN = [(n, n - 1, n - 1 if n != 10 else 42) for n in range(1, 11)]
 
 
 # ---------------------------------------------------------------------------- plan
@@ -334,7 +247,6 @@ def test_a_model_from_python_joins_the_records(tmp_path):
     """vitbench.evaluate(model, ...) writes the records a run writes, with provenance 'python'; it is
     reused only when the caller passes a weights hash."""
     import vitbench
-    from test_evaluate import DUMMY_CONFIG
 
     make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
     kw = dict(datasets=["imagenet"], data_config=DUMMY_CONFIG, name="my_colour_model", data_root=tmp_path / "data",

@@ -10,47 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
-from test_evaluate import ColourModel
-from test_run import cli_run, dummy, make_wnid_folders  # noqa: F401 - dummy is a fixture
-from vitbench.catalog import imagenet_synsets, subset_indices, subset_synsets
+from support import CKPT, CKPT2, ColourModel, cli_run, subset_data
 from vitbench.records import eval_path, read_record
 
 DEIT = ("deit_tiny_patch16_224.fb_in1k", "deit_small_patch16_224.fb_in1k", "deit_base_patch16_224.fb_in1k")
 # two real checkpoints sharing the key 224/0.9/center/bicubic, with different mean/std
 TINY = ("vit_tiny_patch16_224.augreg_in21k_ft_in1k", "deit_tiny_patch16_224.fb_in1k")
 ALL = ("imagenet", "real", "r", "a")
-
-
-def _subset_data(root: Path, n_val: int = 12, n_shift: int = 3, noise: bool = False) -> dict[str, list[str]]:
-    """ImageNet-val (wnid folders, val-numbered: ReaL works) holding images of R-only, A-only, both
-    and neither classes; imagenet-r and imagenet-a with a few images each. Returns the files."""
-    r, a = set(subset_indices("r")), set(subset_indices("a"))
-    pick = [sorted(r - a)[:3], sorted(a - r)[:3], sorted(r & a)[:3], sorted(set(range(1000)) - r - a)[:3]]
-    classes = [c for k in range(3) for group in pick for c in group[k:k + 1]][:n_val]
-    rng = np.random.default_rng(0)
-    syn = imagenet_synsets()
-
-    def img(path: Path, cls: int) -> str:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if noise:
-            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(path, quality=95)
-        else:
-            from test_run import write_image
-            write_image(path, cls)
-        return str(path)
-
-    files = {"imagenet": [], "imagenet-r": [], "imagenet-a": []}
-    make_wnid_folders(root / "imagenet", [])
-    for n, c in enumerate(classes, start=1):
-        files["imagenet"].append(img(root / "imagenet" / syn[c] / f"ILSVRC2012_val_{n:08d}.JPEG", c))
-    for folder, sub in (("imagenet-r", "r"), ("imagenet-a", "a")):
-        for w in subset_synsets(sub):
-            (root / folder / w).mkdir(parents=True, exist_ok=True)
-        for k, c in enumerate(subset_indices(sub)[:n_shift]):
-            files[folder].append(img(root / folder / syn[c] / f"{folder}_{k}.jpg", c))
-    return files
 
 
 def _count_opens(monkeypatch) -> Counter:
@@ -75,7 +42,7 @@ def test_deit_tsb_over_imagenet_r_a_open_each_file_once(dummy, tmp_path, monkeyp
     for name in DEIT:
         save_file({k: v.contiguous() for k, v in ColourModel().state_dict().items()},
                   str(dummy["weights_dir"] / f"{name}.safetensors"))
-    files = _subset_data(tmp_path / "data")
+    files = subset_data(tmp_path / "data")
     opened = _count_opens(monkeypatch)
     assert cli_run(tmp_path, "--datasets", ",".join(ALL), names=DEIT) == 0
     # every file of every dataset opened exactly once: 3 models x 6 ImageNet-val jobs and 2 shift sets
@@ -90,9 +57,8 @@ def test_deit_tsb_over_imagenet_r_a_open_each_file_once(dummy, tmp_path, monkeyp
 
 
 def test_resume_runs_only_the_rest_of_a_group(dummy, tmp_path, monkeypatch, capsys):  # noqa: F811
-    from test_run import CKPT, CKPT2
 
-    files = _subset_data(tmp_path / "data")
+    files = subset_data(tmp_path / "data")
     assert cli_run(tmp_path, "--datasets", "imagenet", names=(CKPT,)) == 0
     done = eval_path(tmp_path / "results", "imagenet", CKPT, "fp32")
     stamp = done.stat().st_mtime_ns
@@ -139,9 +105,9 @@ def tiny_weights(tmp_path, monkeypatch) -> Path:
 
 def _one_model(name: str, dataset: str, data_root: Path, weights: Path, limit: int):
     """The one-model path: one model, one dataset, its own loader, evaluate.evaluate."""
+    import vitbench.models
     from vitbench.data.datasets import open_dataset
     from vitbench.data.transforms import create_crop_transform
-    import vitbench.models
     from vitbench.eval import EvalSpec, evaluate
     from vitbench.eval.loader import build_loader
 
@@ -156,7 +122,7 @@ _VOLATILE = {"provenance", "wall_time_s", "images_per_sec"}
 
 
 def test_records_identical_to_the_one_model_path(tmp_path, tiny_weights):
-    _subset_data(tmp_path / "data", noise=True)
+    subset_data(tmp_path / "data", noise=True)
     # --limit 5: r-clean's and a-clean's first five are not all among imagenet's first five, so the
     # shared pass decodes the union and routes each image to the datasets that hold it
     flags = ("--limit", "5", "--datasets", ",".join(ALL))

@@ -16,8 +16,7 @@ import json
 import pytest
 import torch
 
-from conftest import GOLDEN
-from golden_utils import golden_input, golden_state_dict, timm_manifest, timm_outputs
+from support import GOLDEN, golden_input, golden_state_dict, timm_manifest, timm_outputs
 from vitbench.models import get_builder, list_architectures
 
 TOL = 1e-4

@@ -11,73 +11,13 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 
-from vitbench.data.config import DataConfig
+from support import DUMMY_CONFIG, ColourModel, make_loader, solid_batch
 from vitbench.eval import evaluate
 from vitbench.eval.engine import Member, Pass, PassSettings
 from vitbench.eval.predictions import read_predictions, write_predictions
 from vitbench.eval.scoring import EvalResult, EvalSpec, Predictions, Scorer, restrict_logits, score_real
 from vitbench.significance import wilson_interval
-
-DUMMY_CONFIG = DataConfig((3, 32, 32), 1.0, "center", "bilinear", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-_LEVELS = tuple(15 + 25 * i for i in range(10))     # 10^3 = 1000 colours, 25 apart per channel
-
-
-def class_colour(c: int) -> tuple[int, int, int]:
-    """The RGB colour of class c's images, one per ImageNet class."""
-    return (_LEVELS[c // 100], _LEVELS[(c // 10) % 10], _LEVELS[c % 10])
-
-
-class ColourModel(nn.Module):
-    """logits[c] = -100 * |mean colour - colour(c)|^2 for c in `classes`, -1e4 elsewhere;
-    `boost` classes get +1e3 (a logit that must lose once restricted to a subset)."""
-
-    def __init__(self, classes=range(1000), boost=(), num_classes: int = 1000):
-        super().__init__()
-        palette = torch.tensor([class_colour(c) for c in range(num_classes)], dtype=torch.float32) / 255
-        self.palette = nn.Parameter(palette)                                       # (C, 3)
-        bias = torch.full((num_classes,), -1e4)
-        bias[list(classes)] = 0.0
-        bias[list(boost)] = 1e3
-        self.register_buffer("bias", bias)
-        self.data_config = DUMMY_CONFIG
-        self.num_classes = num_classes
-
-    def forward(self, x):
-        mean = torch.tensor(self.data_config.mean, device=x.device, dtype=x.dtype).view(1, 3)
-        std = torch.tensor(self.data_config.std, device=x.device, dtype=x.dtype).view(1, 3)
-        rgb = x.mean(dim=(2, 3)) * std + mean                                      # (B, 3) in [0, 1]
-        d2 = ((rgb[:, None, :] - self.palette[None].to(x.dtype)) ** 2).sum(-1)     # (B, C)
-        return -100.0 * d2 + self.bias.to(x.dtype)
-
-
-def solid_batch(classes, size: int = 32) -> torch.Tensor:
-    """uint8 [B, 3, size, size], image i filled with class_colour(classes[i])."""
-    rgb = torch.tensor([class_colour(c) for c in classes], dtype=torch.uint8)     # (B, 3)
-    return rgb[:, :, None, None].expand(-1, -1, size, size).contiguous()
-
-
-class _Batches:
-    """A stand-in loader: a list of collate_eval-style batches with a `dataset` of the right length."""
-
-    def __init__(self, batches):
-        self.batches = batches
-        self.dataset = list(range(sum(len(b[1]) for b in batches)))
-
-    def __iter__(self):
-        return iter(self.batches)
-
-
-def make_loader(image_classes, targets=None, batch: int = 4, skipped=()):
-    targets = list(image_classes) if targets is None else list(targets)
-    out = []
-    for s in range(0, len(targets), batch):
-        imgs = solid_batch(image_classes[s:s + batch])
-        out.append((imgs, torch.tensor(targets[s:s + batch]), torch.arange(s, s + len(imgs)),
-                    list(skipped) if s == 0 else []))
-    return _Batches(out)
-
 
 SPEC = EvalSpec(mean=DUMMY_CONFIG.mean, std=DUMMY_CONFIG.std)
 
@@ -239,7 +179,9 @@ def test_predictions_without_files_or_real(tmp_path):
 def test_eval_result_is_frozen():
     r = evaluate(ColourModel(), make_loader([0]), SPEC)
     assert isinstance(r, EvalResult) and isinstance(r.predictions, Predictions)
-    with pytest.raises(Exception):
+    from dataclasses import FrozenInstanceError
+
+    with pytest.raises(FrozenInstanceError):
         r.top1 = 0.0
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import vitbench
-from conftest import FIXTURES
+from support import FIXTURES
 from vitbench.catalog.registry import UnknownModelError, get_checkpoint, list_models
 
 REFERENCE = json.loads((FIXTURES / "reference" / "checkpoints.json").read_text())

@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
+from support import FIXTURES, REPO
 from vitbench.catalog.registry import get_checkpoint, list_models, safe_name
 from vitbench.records import RecordStore
 from vitbench.report import render_reports
@@ -22,7 +23,7 @@ from vitbench.report.card import usage_view
 from vitbench.report.markdown import md_rows
 from vitbench.report.tables import Cell, Column, Row, Table, Verdict, published_verdict, verdict_cell
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = FIXTURES
 RECORDS = FIXTURES / "records"
 SNAPSHOTS = FIXTURES / "snapshots"
 UPDATE = os.environ.get("VITBENCH_UPDATE_SNAPSHOTS") == "1"
@@ -315,7 +316,7 @@ def test_strict_undefined_catches_missing_field(tmp_path):
 
 
 def test_templates_dir_override_is_used(tmp_path):
-    shutil.copytree(Path(__file__).parent.parent / "templates", tmp_path / "t",      # this checkout's own
+    shutil.copytree(REPO / "templates", tmp_path / "t",      # this checkout's own
                     ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     (tmp_path / "t" / "comparison.md.j2").write_text("custom {{ cmp.counts.ok }}\n", encoding="utf-8")
     render_reports(RECORDS, tmp_path / "out", templates_dir=tmp_path / "t")

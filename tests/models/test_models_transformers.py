@@ -26,8 +26,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from conftest import GOLDEN
-from golden_utils import golden_input, golden_state_dict_from_manifest, golden_tensor
+from support import GOLDEN, golden_input, golden_state_dict_from_manifest, golden_tensor
 from vitbench.data.config import DataConfig
 from vitbench.data.transforms import create_crop_transform, normalize_batch
 from vitbench.eval.engine import crop_key

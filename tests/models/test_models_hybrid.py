@@ -9,8 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import GOLDEN
-from golden_utils import golden_input, golden_state_dict_from_manifest
+from support import GOLDEN, golden_input, golden_state_dict_from_manifest
 from vitbench.models import create_model, get_builder
 from vitbench.models.resnetv2 import ResNetV2, StdConv2dSame, Stem, create_backbone, pad_same
 from vitbench.models.vision_transformer import VisionTransformer

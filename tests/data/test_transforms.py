@@ -1,7 +1,6 @@
 """The eval transform: timm's resize + crop bit for bit, the crop modes, every image mode."""
 import json
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ import torch
 from PIL import Image
 
 import vitbench
+from support import FIXTURES
 from vitbench.data.config import DataConfig
 from vitbench.data.transforms import (
     create_crop_transform,
@@ -19,7 +19,7 @@ from vitbench.data.transforms import (
     to_rgb,
 )
 
-PRE = Path(__file__).parent / "fixtures" / "golden" / "preprocess"
+PRE = FIXTURES / "golden" / "preprocess"
 INDEX = json.loads((PRE / "index.json").read_text())
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from test_run import make_wnid_folders, write_image
+from support import make_wnid_folders, write_image
 from vitbench import cli
 from vitbench.catalog import imagenet_synsets
 from vitbench.records import eval_path, read_record
@@ -143,7 +143,7 @@ def test_an_hf_hub_repo_from_an_offline_cache_evaluates(tmp_path, tiny_state):
 
 @pytest.mark.parametrize("text, message", [
     ("checkpoints:\n  - name: x.y\n    architecture: [unclosed\n", "mine.yaml:3: not valid YAML"),
-    (f"checkpoints:\n  - name: x.y\n    architecture: vit_tiny_patch16_244\n    weights: w.pth\n",
+    ("checkpoints:\n  - name: x.y\n    architecture: vit_tiny_patch16_244\n    weights: w.pth\n",
      "mine.yaml:2: entry 'x.y': field 'architecture': 'vit_tiny_patch16_244' is not an architecture vitbench "
      "has. Did you mean: vit_tiny_patch16_224"),
     (f"checkpoints:\n  - name: {ZOO}\n    architecture: {ARCH}\n    weights: w.pth\n",

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from support import FIXTURES
 from vitbench.catalog.registry import list_models, safe_name
 from vitbench.records import eval_path, read_record, write_record
 from vitbench.report import render_reports
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = FIXTURES
 RECORDS = FIXTURES / "records"
 BETWIXT = "vit_betwixt_patch16_rope_reg4_gap_256.sbb_in1k"
 WEE = "vit_wee_patch16_reg1_gap_256.sbb_in1k"

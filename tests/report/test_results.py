@@ -8,13 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from support import FIXTURES
 from vitbench.catalog import published_results
 from vitbench.data.specs import DATASETS
 from vitbench.records import RecordStore
 from vitbench.records.store import VITBENCH_BENCH_COLUMNS, VITBENCH_RESULT_COLUMNS, add_diffs
 from vitbench.report.csv import write_benchmark_csvs, write_csvs, write_results_csvs
 
-FIXTURE_RESULTS = Path(__file__).parent / "fixtures" / "records"
+FIXTURE_RESULTS = FIXTURES / "records"
 TIMM_RESULTS = "model,img_size,top1,top1_err,top5,top5_err,param_count,crop_pct,interpolation"
 TIMM_BENCH = "model,infer_img_size,infer_samples_per_sec,infer_step_time,infer_batch_size,param_count,infer_gmacs,infer_macts"
 

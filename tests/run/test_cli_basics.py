@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from vitbench.cli import UsageError, _data_overrides, _select, main
 from vitbench.catalog.registry import list_models
+from vitbench.cli import UsageError, _data_overrides, _select, main
 
 
 def test_list_prints_every_checkpoint(capsys):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_run import make_wnid_folders, val_name
+from support import make_wnid_folders, val_name
 from vitbench import cli
 from vitbench.catalog import imagenet_synsets
 from vitbench.records import bench_path, eval_path, read_record, stats_path
@@ -81,7 +81,7 @@ def test_real_tiny_checkpoint_end_to_end(no_hub, cheap_bench, tmp_path, capsys):
     import pandas as pd
 
     df = pd.read_parquet(eval_path(tmp_path / "results", "imagenet", TINY, "fp32").with_suffix(".parquet"))
-    top1 = 100 * np.mean([row[0] == t for row, t in zip(df["top5_idx"], df["target"])])
+    top1 = 100 * np.mean([row[0] == t for row, t in zip(df["top5_idx"], df["target"], strict=True)])
     assert r.top1 == pytest.approx(top1)
     real = read_record(eval_path(tmp_path / "results", "real", TINY, "fp32"))
     assert real.status == "ok" and real.n_scored <= 8

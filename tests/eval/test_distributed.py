@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
-from test_engine import _subset_data
+from support import REPO, subset_data
 from vitbench.records import eval_path, read_record
 
-REPO = Path(__file__).resolve().parents[1]
 CKPT = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 SETS = ("imagenet", "real", "r-clean", "r")
 
@@ -34,7 +33,7 @@ def setup(tmp_path):
 
     from vitbench.models import create_model
 
-    _subset_data(tmp_path / "data", n_val=7, noise=True)
+    subset_data(tmp_path / "data", n_val=7, noise=True)
     wdir = tmp_path / "weights"
     wdir.mkdir()
     torch.manual_seed(0)
