@@ -1,5 +1,7 @@
-"""Packaged reference data: ImageNet class lists, the A/R 200-class subsets, the ReaL labels and
-timm's published results/benchmark rows for the registered checkpoints (timm `results/*.csv`)."""
+"""Packaged reference data: ImageNet class lists, the A/R 200-class subsets, the ReaL labels,
+timm's published results/benchmark rows for the registered checkpoints (timm `results/*.csv`), and
+timm's whole published cloud (`published_all/`: every model timm publishes, the effective-robustness
+baseline's data)."""
 from __future__ import annotations
 
 import functools
@@ -74,3 +76,23 @@ def published_benchmarks() -> dict[str, "object"]:
             with entry.open() as f:
                 out[entry.name[:-4]] = pd.read_csv(f).set_index("model")
     return out
+
+
+@functools.cache
+def published_all_results(dataset: str):
+    """timm's complete results CSV for `dataset` (vitbench name): every model timm publishes, one row
+    per (model, img_size) (some models appear at two test sizes), as a DataFrame with a plain index
+    (read once; callers must not modify it)."""
+    import pandas as pd
+
+    from vitbench.data.specs import check_dataset  # the table imports this module: import late
+
+    with _ROOT.joinpath(f"published_all/{check_dataset(dataset).csv}.csv").open() as f:
+        return pd.read_csv(f)
+
+
+@functools.cache
+def er_baseline_models() -> tuple[str, ...]:
+    """The models of timm's cloud trained on ImageNet-1k alone (published_all/er_baseline.txt), the
+    effective-robustness baseline's models, as the analysis issue lists them."""
+    return tuple(_lines("published_all/er_baseline.txt"))

@@ -1,0 +1,231 @@
+"""The effective-robustness plot: one panel per shift set, timm's whole published cloud behind the
+checkpoints asked for.
+
+    published_points(checkpoints, shifts) -> list[RobustnessPoint]     # timm's rows of those checkpoints
+    robustness_plot(path, points, ...) -> Path                           # deterministic PNG
+    save_png(fig, path) -> Path                                          # the one PNG writer of the analyses
+
+Axes are logit-scaled (the space the baseline is a straight line in) and labelled in percent; the
+cloud is grey (the ImageNet-1k-only rows the baseline is fitted on darker), the baseline and y = x
+are lines, and each checkpoint is a number coloured by its family: filled where vitbench measured
+it, hollow where the number is timm's published one.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+from matplotlib import patheffects  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
+
+from vitbench.analysis.robustness import SHIFT_SETS, Baseline, matched_rows, published_baseline  # noqa: E402
+
+DPI = 100
+PERCENT_TICKS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95, 98, 99, 99.5, 99.8)
+FAMILY_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+                  "#bcbd22", "#393b79", "#637939", "#843c39")
+CLOUD_OTHER, CLOUD_FIT, DIAGONAL = "#d9d9d9", "#9a9a9a", "#1f77b4"
+SHIFT_TITLES = {"v2": "ImageNetV2 matched-frequency", "sketch": "ImageNet-Sketch", "r": "ImageNet-R",
+                "a": "ImageNet-A"}
+
+
+@dataclass(frozen=True)
+class RobustnessPoint:
+    checkpoint: str
+    family: str            # colours the point
+    shift: str             # v2 | sketch | r | a: the panel
+    imagenet_top1: float   # percent
+    shift_top1: float      # percent
+    measured: bool         # True: vitbench measured it (filled); False: timm's published number (hollow)
+
+
+def save_png(fig, path: Path) -> Path:
+    """Write `fig` to `path` as a deterministic PNG (fixed dpi, no 'Software' metadata) and close it;
+    a file already holding the same bytes is left alone."""
+    from vitbench.records import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def published_points(checkpoints: Mapping[str, str], shifts: Sequence[str] = SHIFT_SETS,
+                     img_size: Mapping[str, int] | None = None) -> list[RobustnessPoint]:
+    """timm's published (ImageNet, shift) top-1 of each checkpoint (name -> family) on each shift set,
+    from the packaged cloud; a checkpoint timm publishes at several test sizes takes the size in
+    `img_size`, else timm's first row (its best). A checkpoint timm does not publish is left out."""
+    from vitbench.catalog import published_all_results
+
+    out = []
+    for shift in shifts:
+        rows = matched_rows(published_all_results("imagenet"), published_all_results(shift))
+        for name, family in checkpoints.items():
+            mine = rows[rows["model"] == name]
+            if img_size and name in img_size:
+                mine = mine[mine["img_size"] == img_size[name]]
+            if len(mine):
+                r = mine.iloc[0]
+                out.append(RobustnessPoint(name, family, shift, float(r["top1_imagenet"]), float(r["top1_shift"]),
+                                           measured=False))
+    return out
+
+
+def _percent_axis(axis, lo: float, hi: float) -> None:
+    """Ticks at round percentages inside [lo, hi] (fractions), labelled '70%'; at most 9 of them."""
+    ticks = [t for t in PERCENT_TICKS if lo <= t / 100 <= hi]
+    while len(ticks) > 9:
+        ticks = ticks[::2] if len(ticks) % 2 else ticks[::2] + [ticks[-1]]
+    axis.set_major_locator(FixedLocator([t / 100 for t in ticks]))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}%"))
+    axis.set_minor_locator(NullLocator())
+
+
+def _limits(values: np.ndarray) -> tuple[float, float]:
+    """Data limits padded by 7% of their span in logit space, as fractions."""
+    z = np.log(values / (1 - values))
+    pad = 0.07 * (z.max() - z.min() or 1.0)
+    lo, hi = z.min() - pad, z.max() + pad
+    return float(1 / (1 + np.exp(-lo))), float(1 / (1 + np.exp(-hi)))
+
+
+def _numbers(ax, xy: list[tuple[float, float, str]]) -> None:
+    """Each point's number beside it; points within 9 pixels share one label ('3,7')."""
+    ax.figure.canvas.draw()
+    groups: list[tuple[np.ndarray, float, float, list[str]]] = []
+    for x, y, label in xy:
+        px = ax.transData.transform((x, y))
+        near = next((g for g in groups if np.hypot(*(g[0] - px)) < 9), None)
+        if near is None:
+            groups.append((px, x, y, [label]))
+        else:
+            near[3].append(label)
+    for _, x, y, labels in groups:
+        ax.annotate(",".join(dict.fromkeys(labels)), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8,
+                    fontweight="bold", color="#111111", zorder=6,
+                    path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
+
+
+def _panel(ax, shift: str, cloud, baseline: Baseline, points: list[RobustnessPoint], number: dict[str, int],
+           colour: dict[str, str]) -> None:
+    """One shift set: cloud, baseline, y = x and the checkpoints (the shared key is drawn once, beside
+    the panels)."""
+    clip = lambda v: np.clip(np.asarray(v, dtype=np.float64) / 100, 1e-4, 1 - 1e-4)   # noqa: E731
+    cx, cy = clip(cloud["top1_imagenet"]), clip(cloud["top1_shift"])
+    fit_rows = cloud["in1k_only"].to_numpy(dtype=bool)
+    px, py = clip([p.imagenet_top1 for p in points]), clip([p.shift_top1 for p in points])
+    xlo, xhi = _limits(np.concatenate([cx, px]))
+    ylo, yhi = _limits(np.concatenate([cy, py]))
+    ax.set_xscale("logit")
+    ax.set_yscale("logit")
+    ax.scatter(cx[~fit_rows], cy[~fit_rows], s=7, color=CLOUD_OTHER, linewidths=0, zorder=1)
+    ax.scatter(cx[fit_rows], cy[fit_rows], s=7, color=CLOUD_FIT, linewidths=0, zorder=1)
+    xs = 1 / (1 + np.exp(-np.linspace(np.log(xlo / (1 - xlo)), np.log(xhi / (1 - xhi)), 200)))
+    ax.plot(xs, np.asarray(baseline.predict(100 * xs)) / 100, color="#000000", linewidth=1.3, zorder=2)
+    lo, hi = max(xlo, ylo), min(xhi, yhi)
+    if lo < hi:
+        ax.plot([lo, hi], [lo, hi], linestyle=":", color=DIAGONAL, linewidth=1.2, zorder=2)
+    for p, x, y in zip(points, px, py, strict=True):
+        c = colour[p.family]
+        ax.scatter([x], [y], s=54, zorder=4, linewidths=1.6, edgecolors="#000000" if p.measured else c,
+                   facecolors=c if p.measured else "white")
+    _percent_axis(ax.xaxis, xlo, xhi)
+    _percent_axis(ax.yaxis, ylo, yhi)
+    ax.set_xlim(xlo, xhi)
+    ax.set_ylim(ylo, yhi)
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    title = SHIFT_TITLES.get(shift, shift)
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel("ImageNet-1k val top-1 (logit scale)", fontsize=9)
+    ax.set_ylabel(f"{title} top-1 (logit scale)", fontsize=9)
+    sign = "+" if baseline.b >= 0 else "\u2212"
+    ax.text(0.98, 0.03, f"baseline: logit y = {baseline.a:.3f} logit x {sign} {abs(baseline.b):.3f}\n"
+            f"fitted on {baseline.n_rows:,} ImageNet-1k-only rows", transform=ax.transAxes, ha="right",
+            va="bottom", fontsize=8, bbox={"facecolor": "white", "edgecolor": "#cccccc", "alpha": 0.9})
+    _numbers(ax, [(x, y, str(number[p.checkpoint])) for p, x, y in zip(points, px, py, strict=True)])
+
+
+def _key(key, names: list[str], number: dict[str, int], family_of: dict[str, str], colour: dict[str, str]) -> None:
+    """The shared key: numbered checkpoints in their family colour, the families, and what each mark
+    and line means."""
+    key.axis("off")
+    step, y = 0.026, 1.0
+
+    def mark(text: str, mono: bool = False, **style) -> None:
+        nonlocal y
+        if "line" in style:
+            key.plot([0.005, 0.04], [y - 0.008] * 2, transform=key.transAxes, clip_on=False, **style["line"])
+        else:
+            key.scatter([0.02], [y - 0.008], transform=key.transAxes, clip_on=False, **style)
+        key.text(0.06, y, text, fontsize=8.5, va="top", transform=key.transAxes,
+                 family="monospace" if mono else None)
+        y -= step
+
+    def heading(text: str) -> None:
+        nonlocal y
+        y -= 0.01
+        key.text(0.0, y, text, fontsize=10, fontweight="bold", va="top", transform=key.transAxes)
+        y -= 0.035
+
+    heading("checkpoints")
+    for n in names:
+        mark(f"{number[n]:>2}  {n}", mono=True, s=40, color=colour[family_of[n]])
+    heading("families")
+    for f in sorted(set(family_of.values())):
+        mark(f, s=40, color=colour[f])
+    heading("marks")
+    mark("measured by vitbench", s=40, color="#777777", edgecolors="#000000", linewidths=1.6)
+    mark("timm's published number", s=40, facecolors="white", edgecolors="#777777", linewidths=1.6)
+    mark("timm's ImageNet-1k-only models (the fit)", s=14, color=CLOUD_FIT)
+    mark("timm's other models", s=14, color=CLOUD_OTHER)
+    mark("baseline (least squares in logit space)", line={"color": "#000000", "linewidth": 1.3})
+    mark("y = x", line={"color": DIAGONAL, "linestyle": ":", "linewidth": 1.2})
+    y -= 0.02
+    key.text(0.0, y, "Effective robustness = shift top-1 minus the baseline's\nprediction at the same "
+             "ImageNet top-1 (points above the line).\nCloud and published numbers: timm's results CSVs\n"
+             "(huggingface/pytorch-image-models, Apache-2.0).", fontsize=8, va="top", color="#444444",
+             transform=key.transAxes)
+
+
+def robustness_plot(path: Path, points: Sequence[RobustnessPoint], *, shifts: Sequence[str] = SHIFT_SETS,
+                    clouds: Mapping[str, "object"] | None = None, baselines: Mapping[str, Baseline] | None = None,
+                    title: str = "Effective robustness (Taori et al. 2020)") -> Path:
+    """Draw one panel per shift set (2 per row) and a key (number, family colour, name) at the right,
+    write the PNG to `path`. `clouds[shift]` is a `robustness_table` frame (top1_imagenet,
+    top1_shift, in1k_only) and `baselines[shift]` its fitted line; both default to timm's packaged
+    cloud and `published_baseline`."""
+    from vitbench.analysis.robustness import robustness_table
+    from vitbench.catalog import published_all_results
+
+    baselines = dict(baselines or {})
+    clouds = dict(clouds or {})
+    for s in shifts:
+        baselines.setdefault(s, published_baseline(s))
+        if s not in clouds:
+            clouds[s] = robustness_table(published_all_results("imagenet"), published_all_results(s), baselines[s])
+    names = sorted({p.checkpoint for p in points})
+    number = {n: i for i, n in enumerate(names, 1)}
+    families = sorted({p.family for p in points})
+    colour = {f: FAMILY_COLOURS[i % len(FAMILY_COLOURS)] for i, f in enumerate(families)}
+    family_of = {p.checkpoint: p.family for p in points}
+    rows = (len(shifts) + 1) // 2
+    fig = plt.figure(figsize=(17, 6.2 * rows), dpi=DPI)
+    grid = fig.add_gridspec(rows, 3, width_ratios=[1, 1, 0.72], left=0.05, right=0.99, top=0.93,
+                            bottom=0.05 if rows > 1 else 0.1, wspace=0.22, hspace=0.25)
+    for i, shift in enumerate(shifts):
+        ax = fig.add_subplot(grid[i // 2, i % 2])
+        _panel(ax, shift, clouds[shift], baselines[shift], [p for p in points if p.shift == shift], number, colour)
+    _key(fig.add_subplot(grid[:, 2]), names, number, family_of, colour)
+    fig.suptitle(title, fontsize=13)
+    return save_png(fig, path)
+
+
+__all__ = ["RobustnessPoint", "save_png", "published_points", "robustness_plot"]
