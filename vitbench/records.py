@@ -36,14 +36,35 @@ def unsafe_name(stem: str) -> str:
 class DataFingerprint:
     """The data an eval record was measured on (vitbench.data.datasets.data_fingerprint): a record
     stands for a job only when the job's data has the same fingerprint."""
-    root: str                      # dataset folder, parquet file/folder or hf:ID (with any @split)
+    root: str                      # dataset folder, parquet file/folder or hf:ID (with any @split);
+                                   # for a Hub repo read in place, hf://datasets/REPO@REVISION
     n_images: int                  # images the dataset scores (class subset applied, before --limit)
     sha256: str                    # of the sorted (file relative to root, label) pairs; no image is read
+    repo: str | None = None        # the Hub dataset repo the images were read from (None: local data)
+    revision: str | None = None    # that repo's commit sha
+    files: list[str] | None = None  # the repo's files read (repo-relative, sorted)
+
+    def source(self) -> str:
+        """Where the images came from, in a few words."""
+        if self.repo:
+            n = len(self.files or ())
+            return f"{self.repo}@{(self.revision or '?')[:7]} ({n} file{'s' * (n != 1)})"
+        return self.root
 
     def mismatch(self, other: "DataFingerprint") -> str | None:
         """Why `other` is different data, in a few words; None when it is the same."""
+        if self.repo and self.repo == other.repo and self.revision != other.revision:
+            return f"{self.repo} revision {(self.revision or '?')[:7]} -> {(other.revision or '?')[:7]}"
+        if self.repo != other.repo:
+            return f"data source {self.source()} -> {other.source()}"
         if self.root != other.root:
             return f"data root {self.root} -> {other.root}"
+        if sorted(self.files or ()) != sorted(other.files or ()):
+            gone = sorted(set(self.files or ()) - set(other.files or ()))
+            new = sorted(set(other.files or ()) - set(self.files or ()))
+            what = "; ".join(x for x in (f"no longer read: {', '.join(gone[:3])}" if gone else "",
+                                         f"now read: {', '.join(new[:3])}" if new else "") if x)
+            return f"the files read from {other.source()} changed ({what})"
         if self.n_images != other.n_images:
             return f"{self.n_images:,} -> {other.n_images:,} images in {other.root}"
         if self.sha256 != other.sha256:
