@@ -109,8 +109,8 @@ def ilsvrc_files(names=None, split="validation", n_files=14, numbers=range(1, 10
     out = {}
     for k in range(n_files):
         part = numbers[k * len(numbers) // n_files:(k + 1) * len(numbers) // n_files]
-        rows = {"image": [{"bytes": image_bytes(val_class(n)), "path": f"ILSVRC2012_val_{n:08d}_{SYN[val_class(n)]}.JPEG"}
-                          for n in part],
+        rows = {"image": [{"bytes": image_bytes(val_class(n)),
+                           "path": f"ILSVRC2012_val_{n:08d}_{SYN[val_class(n)]}.JPEG"} for n in part],
                 "label": [val_class(n) % len(features["label"].names) for n in part]}
         out[f"data/{split}-{k:05d}-of-{n_files:05d}.parquet"] = parquet_bytes(rows, features)
     return out
@@ -194,8 +194,8 @@ def default_cache(tmp_path_factory):
     for repo in (ILSVRC, V2, SKETCH, R, A):
         files = REPO_FILES[repo]()
         if repo == ILSVRC:
-            files["data/train-00000-of-00294.parquet"] = ilsvrc_files(split="train", n_files=1,
-                                                                      numbers=range(1, 3))["data/train-00000-of-00001.parquet"]
+            train = ilsvrc_files(split="train", n_files=1, numbers=range(1, 3))
+            files["data/train-00000-of-00294.parquet"] = train["data/train-00000-of-00001.parquet"]
             files["classes.py"] = b"IMAGENET2012_CLASSES = {}\n"
         put(cache, repo, files)
     return cache
@@ -388,7 +388,8 @@ def test_an_interrupted_extraction_is_redone(monkeypatch, env):
     monkeypatch.setattr(tarfile.TarFile, "extract", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         open_dataset("v2", limit=1000)
-    dest = sources.vitbench_cache_dir() / "extracted" / sources.repo_folder(V2) / COMMIT / "imagenetv2-matched-frequency"
+    dest = (sources.vitbench_cache_dir() / "extracted" / sources.repo_folder(V2) / COMMIT
+            / "imagenetv2-matched-frequency")
     assert not dest.exists() and list(dest.parent.iterdir()) == []    # no half-extracted folder is left
     monkeypatch.setattr(tarfile.TarFile, "extract", real_extract)
     # a folder from an extraction that never finished (no marker) is not used: it is done again
@@ -421,7 +422,8 @@ def test_a_ten_class_dataset_given_as_imagenet(monkeypatch, env):
     words = ["tench", "English springer", "cassette player", "chain saw", "church", "French horn",
              "garbage truck", "gas pump", "golf ball", "parachute"]
     put(env, ILSVRC, ilsvrc_files(names=words))
-    with pytest.raises(DatasetLayoutError, match=r"ImageNet-1k val: ILSVRC/imagenet-1k@0123456 \(14 files: validation-00000-of-00014.parquet, ...\)"
+    with pytest.raises(DatasetLayoutError, match=r"ImageNet-1k val: ILSVRC/imagenet-1k@0123456 \(14 files: "
+                                                 r"validation-00000-of-00014.parquet, ...\)"
                                                  r".*label has 10 classes, expected 1000"):
         open_dataset("imagenet", limit=1000)
 
@@ -539,7 +541,8 @@ class FakeHub:
         self.repos, self.gated, self.downloads, self.events = repos, set(gated), [], []
         monkeypatch.setenv("HF_HUB_OFFLINE", "0")
         monkeypatch.setattr(hub, "HUB", hub.HubAccess(probe=lambda: ""))
-        monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", lambda api, repo_id, **kw: self.dataset_info(repo_id))
+        monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info",
+                            lambda api, repo_id, **kw: self.dataset_info(repo_id))
         monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", self.file_metadata)
         monkeypatch.setattr(huggingface_hub, "snapshot_download", self.snapshot_download)
 
@@ -644,7 +647,8 @@ def test_describe_sources(default_cache, monkeypatch, tmp_path):
     (tmp_path / "data" / "imagenet-a" / w / "x.jpg").write_bytes(image_bytes(subset_indices("a")[-1]))
     use_cache(monkeypatch, tmp_path / "empty")
     a, v2 = describe_sources(["a", "v2"], data_root=tmp_path / "data")
-    assert (a.where, a.format, a.location, a.n_images) == ("folder", "wnid-folders", str(tmp_path / "data" / "imagenet-a"), 1)
+    assert (a.where, a.format, a.n_images) == ("folder", "wnid-folders", 1)
+    assert a.location == str(tmp_path / "data" / "imagenet-a")
     assert v2.where == "missing" and "HF hub vaishaal/ImageNetV2: not asked: offline" in v2.problem
 
 

@@ -44,7 +44,6 @@ from vitbench.data.layouts import (
 
 log = logging.getLogger(__name__)
 
-ARCHIVE_SUFFIXES = (".tar", ".zip", ".tar.gz", ".tgz")
 EXTRACTED_MARKER = ".vitbench-extracted"        # written last into a finished extraction
 _CLASS_MEMBER_RE = re.compile(r"(?:(?P<prefix>.*)/)?(?P<cls>n\d{8}|\d+)/(?P<file>[^/]+)")
 
@@ -75,6 +74,7 @@ class TarMemberLoader:
         return {**self.__dict__, "_open": {}}
 
     def read(self, i: int) -> bytes:
+        """The image's encoded bytes (what decoding starts from)."""
         k = self.which[i]
         if k not in self._open:
             self._open[k] = open(self.archives[k], "rb", buffering=0)
@@ -104,10 +104,14 @@ class ZipMemberLoader:
     def __getstate__(self):
         return {**self.__dict__, "_zip": None}
 
-    def __call__(self, i: int) -> Image.Image:
+    def read(self, i: int) -> bytes:
+        """The image's encoded bytes (what decoding starts from)."""
         if self._zip is None:
             self._zip = zipfile.ZipFile(self.archive)
-        return open_image_bytes(self._zip.read(self.names[i]))
+        return self._zip.read(self.names[i])
+
+    def __call__(self, i: int) -> Image.Image:
+        return open_image_bytes(self.read(i))
 
 
 # ---------------------------------------------------------------- indexing
@@ -358,9 +362,5 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def is_archive(path: Path) -> bool:
-    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
-
-
-__all__ = ["NotAnImageArchive", "read_tar_shards", "read_zip", "extract_once", "index_tar", "split_key", "TarMemberLoader",
-           "ZipMemberLoader", "EXTRACTED_MARKER", "is_archive"]
+__all__ = ["NotAnImageArchive", "read_tar_shards", "read_zip", "extract_once", "index_tar", "split_key",
+           "TarMemberLoader", "ZipMemberLoader", "EXTRACTED_MARKER"]

@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 class SourceInfo:
     """One dataset's source, as `vitbench data list` shows it."""
     name: str                        # vitbench dataset name
-    where: str                       # 'folder' | 'hf-cache' | 'hub' (not here, can be fetched) | 'missing'
-                                     # | 'broken' (found, but not usable as it is: see problem)
+    where: str                       # 'folder' (a local folder or file) | 'hf-cache' | 'datasets' (--data
+                                     # hf:ID through the `datasets` library) | 'hub' (not here, can be
+                                     # fetched) | 'missing' | 'broken' (found, not usable: see problem)
     location: str                    # the folder or file, the HF cache folder, or the repo's page
     format: str | None = None        # how it is read: wnid-folders, parquet:REPO, webdataset:REPO, ...
     repo: str | None = None          # Hub dataset repo (found in the HF cache, or to fetch)
@@ -82,7 +83,7 @@ def _describe(name: str, data_root, overrides: dict[str, str]) -> SourceInfo:
     keep = set(spec.class_subset) if spec.class_subset else None
     n = sum(1 for t in listing.targets if keep is None or t in keep)
     src = listing.source
-    where = "folder" if src is None or src.repo is None else "hf-cache"
+    where = "hf-cache" if src is not None and src.repo else "datasets" if found.root.startswith("hf:") else "folder"
     problem = None if n == spec.n_expected else f"{n:,} of {spec.n_expected:,} images: runs are labelled subsets"
     return SourceInfo(name, where, found.root, listing.layout, src.repo if src else None,
                       src.revision if src else None, n, spec.n_expected, True, problem=problem)
@@ -146,7 +147,7 @@ def fetch_plan(names: Sequence[str] | None = None, data_root: str | os.PathLike 
     items: dict[str, FetchItem] = {}
     present, unavailable = [], []
     for info in describe_sources(names, data_root, overrides):
-        if info.where in ("folder", "hf-cache") and info.problem is None:
+        if info.where in ("folder", "hf-cache", "datasets") and info.problem is None:
             present.append(info)
             continue
         src = next(iter(hub_sources(info.name)), None)

@@ -125,6 +125,11 @@ class FileLoader:
     def __init__(self, files: list[str]):
         self.files = files
 
+    def read(self, i: int) -> bytes:
+        """The image's encoded bytes (what decoding starts from)."""
+        with open(self.files[i], "rb") as f:
+            return f.read()
+
     def __call__(self, i: int) -> Image.Image:
         with Image.open(self.files[i]) as im:
             im.load()
@@ -506,7 +511,8 @@ class ParquetLoader:
     def __getstate__(self):
         return {**self.__dict__, "_open": {}, "_cached": None}
 
-    def __call__(self, row: int) -> Image.Image:
+    def cell(self, row: int):
+        """The row's image cell as stored ({bytes, path}, or bytes)."""
         import bisect
 
         import pyarrow.parquet as pq
@@ -518,8 +524,15 @@ class ParquetLoader:
                 self._open[f] = pq.ParquetFile(self.files[f], memory_map=True)
             col = self._open[f].read_row_group(g, columns=[self.column]).column(0).combine_chunks()
             self._cached = ((f, g), col)
-        cell = self._cached[1][row - first].as_py()
-        return _open_cell(cell)
+        return self._cached[1][row - first].as_py()
+
+    def read(self, row: int) -> bytes:
+        """The image's encoded bytes (what decoding starts from)."""
+        cell = self.cell(row)
+        return cell if isinstance(cell, (bytes, bytearray)) else cell["bytes"]
+
+    def __call__(self, row: int) -> Image.Image:
+        return _open_cell(self.cell(row))
 
 
 def parquet_files(source: Path, split: str | None) -> tuple[list[Path], str | None]:

@@ -357,5 +357,5 @@ def known_source(name: str, repo: str) -> HubSource | None:
 
 
 __all__ = ["HubUnavailable", "Located", "HubFiles", "Search", "locate", "find_in_cache", "hub_files",
-           "fetch_source", "missing_bytes", "prepare", "free_bytes", "known_source", "vitbench_cache_dir", "extraction_dir",
-           "repo_folder", "gated_message", "gb"]
+           "fetch_source", "missing_bytes", "prepare", "free_bytes", "known_source", "vitbench_cache_dir",
+           "extraction_dir", "repo_folder", "gated_message", "gb"]
