@@ -14,7 +14,7 @@ import torch.nn as nn
 from safetensors.torch import save_file
 
 import vitbench
-from vitbench import weights as W
+from vitbench import hub
 from vitbench.weights import (
     ResolvedWeights,
     WeightsLoadError,
@@ -27,7 +27,6 @@ from vitbench.weights import (
 
 VIT = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 HYBRID = "google/vit-hybrid-base-bit-384"          # registered, weights_format 'transformers'
-PROBE = W._probe_hub
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -37,8 +36,7 @@ def hf_env(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(W, "_HUB_UNREACHABLE", None)
-    monkeypatch.setattr(W, "_probe_hub", lambda timeout=5.0: "")   # never a real connection
+    monkeypatch.setattr(hub, "HUB", hub.HubAccess(probe=lambda: ""))   # never a real connection
     return tmp_path / "hf" / "hub"
 
 
@@ -333,7 +331,7 @@ def test_hub_probe_fails_fast(monkeypatch, hf_env):
     for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(socket, "create_connection", refused)
-    monkeypatch.setattr(W, "_probe_hub", PROBE)
+    monkeypatch.setattr(hub, "HUB", hub.HubAccess())                  # the real probe, once
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("hub was asked"))
     with pytest.raises(WeightsNotFoundError, match=r"unreachable \(cannot connect to hub.example:8443"):
         resolve_weights(VIT)

@@ -21,14 +21,15 @@ import json
 import os
 import pickle
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from vitbench import hub
 from vitbench.catalog.registry import safe_name
+from vitbench.hub import hf_cache_dir, hub_offline
 
 FILE_SUFFIXES = (".safetensors", ".pth", ".bin")        # looked for in a weights dir, in this order
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")        # read with torch.load(weights_only=True)
@@ -39,7 +40,6 @@ HUB_CONFIG_FILES = ("config.json", "preprocessor_config.json")  # transformers f
 MODEL_ENTRIES = ("state_dict", "model")
 EMA_ENTRIES = ("state_dict_ema", "model_ema", "model_ema_state_dict")
 _PREFIXES = ("module.", "_orig_mod.")                    # DataParallel / DDP, torch.compile
-_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _SHOW = 10                                               # keys listed per kind of mismatch
 
 
@@ -145,28 +145,6 @@ def weight_file(path: str | Path) -> Path:
     )
 
 
-def _is_true(value: str | None) -> bool:
-    return (value or "").upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def hub_offline() -> bool:
-    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE), read now rather than when huggingface_hub was imported."""
-    from huggingface_hub import constants
-
-    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
-    return _is_true(env) if env is not None else bool(constants.HF_HUB_OFFLINE)
-
-
-def hf_cache_dir() -> Path:
-    """The HF hub cache huggingface_hub would use, read from the environment now (tests repoint it)."""
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return Path(os.path.expandvars(os.path.expanduser(os.environ[var])))
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    home = os.environ.get("HF_HOME") or os.path.join(xdg, "huggingface")
-    return Path(os.path.expandvars(os.path.expanduser(home))) / "hub"
-
-
 def _checkpoint_source(name: str) -> tuple[str | None, str, str | None, str | None]:
     """(Hub repo, weights_format, revision, the checkpoint's own `weights`) of a registered checkpoint;
     (None, 'timm', None, None) for a bare architecture."""
@@ -249,34 +227,9 @@ def _from_hf_cache(repo_id: str, fmt: str, cache_dir: Path, looked: list[str],
     return None
 
 
-_HUB_UNREACHABLE: str | None = None   # None: not probed yet; '': reachable; else why not (then skipped)
-
-
-def _probe_hub(timeout: float = 5.0) -> str:
-    """'' when the Hub endpoint accepts a TCP connection, else why not.
-
-    One quick probe per process, so that a machine without network fails in seconds instead of
-    huggingface_hub's retries with backoff for every checkpoint. Skipped behind a proxy.
-    """
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    if any(os.environ.get(v) for v in _PROXY_VARS):
-        return ""
-    url = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname, port), timeout=timeout).close()
-    except OSError as e:
-        return f"cannot connect to {url.hostname}:{port}: {e}"
-    return ""
-
-
 def _from_hub(repo_id: str, fmt: str, cache_dir: Path, looked: list[str],
               revision: str | None = None) -> ResolvedWeights | None:
     """Download from the Hub; every failure becomes a line in `looked`, never an exception."""
-    global _HUB_UNREACHABLE
     from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import (
         EntryNotFoundError,
@@ -287,10 +240,9 @@ def _from_hub(repo_id: str, fmt: str, cache_dir: Path, looked: list[str],
     if hub_offline():
         looked.append(f"HF hub {repo_id}: not asked, offline (HF_HUB_OFFLINE=1)")
         return None
-    if _HUB_UNREACHABLE is None:
-        _HUB_UNREACHABLE = _probe_hub()
-    if _HUB_UNREACHABLE:
-        looked.append(f"HF hub {repo_id}: unreachable ({_HUB_UNREACHABLE})")
+    unreachable = hub.HUB.unreachable()          # probed once per process
+    if unreachable:
+        looked.append(f"HF hub {repo_id}: unreachable ({unreachable})")
         return None
     def download(fname: str) -> Path:
         try:
@@ -325,7 +277,7 @@ def _from_hub(repo_id: str, fmt: str, cache_dir: Path, looked: list[str],
     except Exception as e:   # network down, DNS, timeouts, HTTP 5xx: a clear line, not a traceback
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         reason = f"{type(e).__name__}: {first}" if first else type(e).__name__
-        _HUB_UNREACHABLE = reason
+        hub.HUB.mark_unreachable(reason)
         looked.append(f"HF hub {repo_id}: unreachable ({reason})")
         return None
     looked.append(f"HF hub {repo_id}: the repository has none of {', '.join(missing)}")
@@ -392,16 +344,14 @@ def hub_file(repo_id: str, filename: str, revision: str | None = None) -> Path:
     if not hub_offline():
         from huggingface_hub import hf_hub_download
 
-        global _HUB_UNREACHABLE
-        if _HUB_UNREACHABLE is None:
-            _HUB_UNREACHABLE = _probe_hub()
-        if not _HUB_UNREACHABLE:
+        unreachable = hub.HUB.unreachable()          # probed once per process
+        if not unreachable:
             try:
                 return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=str(cache_dir)))
             except Exception as e:  # noqa: BLE001 - gated, missing, no network: said in one line
                 looked.append(f"HF hub: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
         else:
-            looked.append(f"HF hub: unreachable ({_HUB_UNREACHABLE})")
+            looked.append(f"HF hub: unreachable ({unreachable})")
     else:
         looked.append("HF hub: not asked, offline (HF_HUB_OFFLINE=1)")
     raise WeightsNotFoundError(f"hf-hub:{at}: {filename} not found ({'; '.join(looked)}). Provide it with "

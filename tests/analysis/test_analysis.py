@@ -28,7 +28,8 @@ from vitbench.analysis import (
 )
 from vitbench.analysis.plots import RobustnessPoint, published_points, robustness_plot
 from vitbench.analysis.robustness import logit
-from vitbench.catalog import er_baseline_models, published_all_results
+from vitbench.catalog import er_baseline_models
+from vitbench.data.specs import published_cloud
 from vitbench.significance import binomial_two_sided_p, mcnemar, paired_difference_interval
 
 
@@ -158,7 +159,7 @@ def test_paired_interval_published_example_and_wald_limit():
 # ---------------------------------------------------------------------------- effective robustness
 
 def test_baseline_rule_gives_er_baseline_list():
-    imagenet = published_all_results("imagenet")
+    imagenet = published_cloud("imagenet")
     assert len(imagenet) == 1556
     rows = imagenet[imagenet["model"].map(in1k_only)]
     assert len(rows) == 1195
@@ -180,11 +181,11 @@ def test_packaged_copy_is_the_reference():
         assert f"{stem}.csv" in names
     assert "er_baseline.txt" in names
     for shift in ("v2", "sketch", "r", "a"):
-        assert len(published_all_results(shift)) == 1556
+        assert len(published_cloud(shift)) == 1556
 
 
 def test_effective_robustness_of_a_published_row_by_hand():
-    imagenet, sketch = published_all_results("imagenet"), published_all_results("sketch")
+    imagenet, sketch = published_cloud("imagenet"), published_cloud("sketch")
     # the independent fit: models from er_baseline.txt (not the code's rule), rows matched on
     # (model, img_size), top-1 fractions clipped to [1e-4, 1 - 1e-4], numpy.polyfit in logit space
     keep = set(er_baseline_models())
@@ -218,14 +219,14 @@ def test_effective_robustness_of_a_published_row_by_hand():
 
 
 def test_baselines_of_every_shift_set():
-    imagenet = published_all_results("imagenet")
+    imagenet = published_cloud("imagenet")
     for shift in ("v2", "sketch", "r", "a"):
         base = published_baseline(shift)
-        rows = imagenet.merge(published_all_results(shift), on=["model", "img_size"])
+        rows = imagenet.merge(published_cloud(shift), on=["model", "img_size"])
         assert base.n_rows == int(rows["model"].map(in1k_only).sum())
         assert base.a > 0
         # least squares with an intercept: the fit rows' logit residuals sum to 0 and are orthogonal to x
-        t = robustness_table(imagenet, published_all_results(shift), base)
+        t = robustness_table(imagenet, published_cloud(shift), base)
         fit = t[t["in1k_only"]]
         x, y = logit(fit["top1_imagenet"]), logit(fit["top1_shift"])
         resid = y - (base.a * x + base.b)

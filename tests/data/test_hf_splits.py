@@ -21,6 +21,9 @@ def _hf_cache_in_tmp(tmp_path, monkeypatch):
     import datasets
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    # the HF hub cache a dataset is looked for in after the data root, and vitbench's own: empty
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-hub-cache"))
+    monkeypatch.setenv("VITBENCH_CACHE", str(tmp_path / "vitbench-cache"))
 
 
 def test_local_hf_copy_reads_the_validation_split_only(tmp_path):

@@ -13,7 +13,7 @@ from vitbench.analysis.agreement import Agreement, compare_predictions, pair_fra
 from vitbench.analysis.calibration import ece, reliability, reliability_diagram
 from vitbench.analysis.per_class import per_class_accuracy, worst_classes
 from vitbench.analysis.robustness import (
-                                          SHIFT_SETS,
+                                          ER_SETS,
                                           Baseline,
                                           effective_robustness,
                                           fit_baseline,
@@ -24,5 +24,5 @@ from vitbench.analysis.robustness import (
 from vitbench.analysis.scoring import top1_1000way
 
 __all__ = ["Agreement", "compare_predictions", "pair_frames", "ece", "reliability", "reliability_diagram",
-           "per_class_accuracy", "worst_classes", "SHIFT_SETS", "Baseline", "effective_robustness",
+           "per_class_accuracy", "worst_classes", "ER_SETS", "Baseline", "effective_robustness",
            "fit_baseline", "in1k_only", "published_baseline", "robustness_table", "top1_1000way"]

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 from matplotlib import patheffects  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
-from vitbench.analysis.robustness import SHIFT_SETS, Baseline, matched_rows, published_baseline  # noqa: E402
+from vitbench.analysis.robustness import ER_SETS, Baseline, matched_rows, published_baseline  # noqa: E402
 
 DPI = 100
 PERCENT_TICKS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95, 98, 99, 99.5, 99.8)
@@ -58,16 +58,16 @@ def save_png(fig, path: Path) -> Path:
     return Path(path)
 
 
-def published_points(checkpoints: Mapping[str, str], shifts: Sequence[str] = SHIFT_SETS,
+def published_points(checkpoints: Mapping[str, str], shifts: Sequence[str] = ER_SETS,
                      img_size: Mapping[str, int] | None = None) -> list[RobustnessPoint]:
     """timm's published (ImageNet, shift) top-1 of each checkpoint (name -> family) on each shift set,
     from the packaged cloud; a checkpoint timm publishes at several test sizes takes the size in
     `img_size`, else timm's first row (its best). A checkpoint timm does not publish is left out."""
-    from vitbench.catalog import published_all_results
+    from vitbench.data.specs import published_cloud
 
     out = []
     for shift in shifts:
-        rows = matched_rows(published_all_results("imagenet"), published_all_results(shift))
+        rows = matched_rows(published_cloud("imagenet"), published_cloud(shift))
         for name, family in checkpoints.items():
             mine = rows[rows["model"] == name]
             if img_size and name in img_size:
@@ -195,7 +195,7 @@ def _key(key, names: list[str], number: dict[str, int], family_of: dict[str, str
              transform=key.transAxes)
 
 
-def robustness_plot(path: Path, points: Sequence[RobustnessPoint], *, shifts: Sequence[str] = SHIFT_SETS,
+def robustness_plot(path: Path, points: Sequence[RobustnessPoint], *, shifts: Sequence[str] = ER_SETS,
                     clouds: Mapping[str, "object"] | None = None, baselines: Mapping[str, Baseline] | None = None,
                     title: str = "Effective robustness (Taori et al. 2020)") -> Path:
     """Draw one panel per shift set (2 per row) and a key (number, family colour, name) at the right,
@@ -203,14 +203,14 @@ def robustness_plot(path: Path, points: Sequence[RobustnessPoint], *, shifts: Se
     top1_shift, in1k_only) and `baselines[shift]` its fitted line; both default to timm's packaged
     cloud and `published_baseline`."""
     from vitbench.analysis.robustness import robustness_table
-    from vitbench.catalog import published_all_results
+    from vitbench.data.specs import published_cloud
 
     baselines = dict(baselines or {})
     clouds = dict(clouds or {})
     for s in shifts:
         baselines.setdefault(s, published_baseline(s))
         if s not in clouds:
-            clouds[s] = robustness_table(published_all_results("imagenet"), published_all_results(s), baselines[s])
+            clouds[s] = robustness_table(published_cloud("imagenet"), published_cloud(s), baselines[s])
     names = sorted({p.checkpoint for p in points})
     number = {n: i for i, n in enumerate(names, 1)}
     families = sorted({p.family for p in points})

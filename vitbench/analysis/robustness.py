@@ -28,7 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-SHIFT_SETS = ("v2", "sketch", "r", "a")
+from vitbench.data.specs import robustness_datasets
+
+ER_SETS = robustness_datasets()        # v2, sketch, r, a
 CLIP = 1e-4     # top-1 fractions are clipped to [CLIP, 1 - CLIP] before the logit (0% and 100% are finite)
 
 # a tag token starting with any of these names data beyond ImageNet-1k (pretraining, distillation
@@ -116,12 +118,12 @@ def robustness_table(imagenet_df: pd.DataFrame, shift_df: pd.DataFrame, baseline
 def published_baseline(shift: str) -> Baseline:
     """The baseline of shift set `shift` (v2, sketch, r, a) fitted on timm's packaged cloud
     (vitbench/catalog/published_all/)."""
-    from vitbench.catalog import published_all_results
+    from vitbench.data.specs import published_cloud
 
-    if shift not in SHIFT_SETS:
-        raise KeyError(f"no effective-robustness baseline for {shift!r}. Available: {', '.join(SHIFT_SETS)}")
-    return fit_baseline(published_all_results("imagenet"), published_all_results(shift))
+    if shift not in ER_SETS:
+        raise KeyError(f"no effective-robustness baseline for {shift!r}. Available: {', '.join(ER_SETS)}")
+    return fit_baseline(published_cloud("imagenet"), published_cloud(shift))
 
 
-__all__ = ["SHIFT_SETS", "CLIP", "NOT_IN1K_PREFIXES", "in1k_only", "logit", "Baseline", "matched_rows",
+__all__ = ["ER_SETS", "CLIP", "NOT_IN1K_PREFIXES", "in1k_only", "logit", "Baseline", "matched_rows",
            "fit_baseline", "effective_robustness", "robustness_table", "published_baseline"]

@@ -79,15 +79,13 @@ def published_benchmarks() -> dict[str, "object"]:
 
 
 @functools.cache
-def published_all_results(dataset: str):
-    """timm's complete results CSV for `dataset` (vitbench name): every model timm publishes, one row
-    per (model, img_size) (some models appear at two test sizes), as a DataFrame with a plain index
-    (read once; callers must not modify it)."""
+def published_all_results(csv_stem: str):
+    """timm's complete results CSV `csv_stem` (a DatasetSpec's `csv`): every model timm publishes, one
+    row per (model, img_size) (some models appear at two test sizes), as a DataFrame with a plain
+    index (read once; callers must not modify it)."""
     import pandas as pd
 
-    from vitbench.data.specs import check_dataset  # the table imports this module: import late
-
-    with _ROOT.joinpath(f"published_all/{check_dataset(dataset).csv}.csv").open() as f:
+    with _ROOT.joinpath(f"published_all/{csv_stem}.csv").open() as f:
         return pd.read_csv(f)
 
 

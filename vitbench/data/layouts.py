@@ -14,6 +14,7 @@ Accepted layouts:
                          labels.csv / val_labels.csv             filename,label (wnid or class index)
     Hugging Face       hf:ILSVRC/imagenet-1k, a parquet file/folder (read in place), or a save_to_disk
                        folder (columns image + label); SOURCE@split picks a split, default validation
+    archives           webdataset shards, tar/zip archives of class folders: vitbench.data.archives
 """
 from __future__ import annotations
 
@@ -48,12 +49,35 @@ class DatasetLayoutError(ValueError):
     """The dataset is there but its layout or class set is not the expected one."""
 
 
+@dataclass(frozen=True)
+class DataSource:
+    """Where a listing's images were read from, for records: a local folder or file, or files of a Hub
+    dataset repo at one commit (read where they lie in the HF cache)."""
+    kind: str                            # 'local' | 'hf-cache' | 'hf-hub' (fetched by this process)
+    location: str                        # the folder/file, or the snapshot folder the repo's files lie in
+    repo: str | None = None              # Hub dataset repo id
+    revision: str | None = None          # the repo's commit sha
+    files: tuple[str, ...] = ()          # the repo's files read, repo-relative, sorted
+
+    @property
+    def uri(self) -> str:
+        """The data's identity, wherever it is cached: hf://datasets/REPO@REVISION, or the local path."""
+        return f"hf://datasets/{self.repo}@{self.revision}" if self.repo else self.location
+
+    def __str__(self) -> str:
+        if not self.repo:
+            return self.location
+        return f"{self.repo}@{(self.revision or '?')[:7]} ({len(self.files)} file(s) in {self.location})"
+
+
 @dataclass
 class Listing:
-    files: list[str]                     # absolute path, or "<source>#<row>" / the row's file name
+    files: list[str]                     # absolute path, "<archive>/<member>", or "<source>#<row>" / the
+                                         # row's file name
     targets: list[int]                   # index into the 1000 ImageNet classes
     layout: str                          # how it was read, for records and messages
     load: Callable[[int], Image.Image] = field(repr=False, default=None)  # item -> PIL image
+    source: DataSource | None = None     # where it was read from (None: the local root it was given)
 
 
 def wnid_index() -> dict[str, int]:
@@ -101,6 +125,11 @@ class FileLoader:
     def __init__(self, files: list[str]):
         self.files = files
 
+    def read(self, i: int) -> bytes:
+        """The image's encoded bytes (what decoding starts from)."""
+        with open(self.files[i], "rb") as f:
+            return f.read()
+
     def __call__(self, i: int) -> Image.Image:
         with Image.open(self.files[i]) as im:
             im.load()
@@ -109,16 +138,17 @@ class FileLoader:
 
 # ---------------------------------------------------------------- class folders
 
-def read_class_folders(root: Path, expected: Sequence[str], numbered: bool = False) -> Listing:
-    """ROOT/<class>/<image>. `expected` are the folder names in order (wnids, or "0".."999" for
-    numbered folders, where the folder's number is the class, not its position in string order)."""
-    found = [d for d in _subdirs(root) if (d.isdigit() if numbered else WNID_RE.fullmatch(d))]
-    other = [d for d in _subdirs(root) if d not in found]
+def check_class_folders(where: str, subdirs: Sequence[str], expected: Sequence[str],
+                        numbered: bool = False) -> list[str]:
+    """The class folders among `subdirs` (folder names), which must be exactly `expected`; raises
+    DatasetLayoutError saying what is missing and what is not expected."""
+    found = [d for d in subdirs if (d.isdigit() if numbered else WNID_RE.fullmatch(d))]
+    other = [d for d in subdirs if d not in found]
     want = set(expected)
     unknown, missing = sorted(set(found) - want), sorted(want - set(found))
     if unknown or missing:
         kind = "numbered class folders 0..999" if numbered else f"{len(expected)} wnid class folders"
-        msg = f"{root}: found {len(found)} class folders; expected the {kind}"
+        msg = f"{where}: found {len(found)} class folders; expected the {kind}"
         if unknown:
             msg += f"; not expected: {_examples(unknown)}"
         if missing:
@@ -127,7 +157,30 @@ def read_class_folders(root: Path, expected: Sequence[str], numbered: bool = Fal
             msg += f"; other folders: {_examples(other)}"
         raise DatasetLayoutError(msg)
     if other:
-        log.info("%s: ignoring non-class folders %s", root, _examples(other))
+        log.info("%s: ignoring non-class folders %s", where, _examples(other))
+    return found
+
+
+def check_class_set(targets: Sequence[int], expected: Sequence[int], where: str) -> None:
+    """Every class of `expected` (ImageNet indices) has images and no image is of another class: what
+    a source without class folders (webdataset, parquet rows) must show instead."""
+    syn = imagenet_synsets()
+    found, want = set(targets), set(expected)
+    unknown, missing = sorted(found - want), sorted(want - found)
+    if unknown or missing:
+        msg = (f"{where}: images of {len(found)} classes; expected the {len(want)} classes of the dataset "
+               f"({'the ImageNet-1k classes' if len(want) == 1000 else 'its class subset'})")
+        if unknown:
+            msg += f"; not expected: {_examples([syn[c] for c in unknown])}"
+        if missing:
+            msg += f"; missing (no image): {_examples([syn[c] for c in missing])}"
+        raise DatasetLayoutError(msg)
+
+
+def read_class_folders(root: Path, expected: Sequence[str], numbered: bool = False) -> Listing:
+    """ROOT/<class>/<image>. `expected` are the folder names in order (wnids, or "0".."999" for
+    numbered folders, where the folder's number is the class, not its position in string order)."""
+    found = check_class_folders(str(root), _subdirs(root), expected, numbered)
     to_class = {d: int(d) for d in found} if numbered else wnid_index()
     files, targets, empty = [], [], []
     for d in sorted(found, key=to_class.get):
@@ -267,8 +320,8 @@ def _read_meta_mat(path: Path) -> dict[int, str]:
 
 # ---------------------------------------------------------------- Hugging Face datasets
 
-IMAGE_COLUMNS = ("image", "img", "jpg")
-LABEL_COLUMNS = ("label", "labels", "cls")
+IMAGE_COLUMNS = ("image", "img", "jpg", "jpeg", "png", "webp")
+LABEL_COLUMNS = ("label", "labels", "cls", "wnid")
 DEFAULT_SPLIT = "validation"
 _SPLIT_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 
@@ -301,6 +354,13 @@ class HFLoader:
 
     def __call__(self, i: int) -> Image.Image:
         return _open_cell(self.ds[self.rows[i]][self.column])
+
+
+def open_image_bytes(data: bytes) -> Image.Image:
+    """A fully read PIL image from encoded bytes."""
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        return im
 
 
 def _open_cell(cell) -> Image.Image:
@@ -368,14 +428,15 @@ def read_hf(ds, source: str, n_classes: int, subset_to_1k: Sequence[int] | None 
 
 def labels_to_1k(raw: list, feature, n_classes: int, subset_to_1k, source: str) -> list[int]:
     """Labels as ImageNet class indices. Accepted forms: integer class indices (0..999, or 0..199 into
-    the sorted 200-class subset of a 200-class set), a ClassLabel whose names are wnids, or wnid
-    strings (n01440764)."""
-    import datasets
-
+    the sorted 200-class subset of a 200-class set), a ClassLabel whose names are wnids, a ClassLabel
+    named by ImageNet's class words in class-index order (ILSVRC/imagenet-1k: "tench, Tinca tinca",
+    ...; checked name by name), or wnid strings (n01440764)."""
     index = wnid_index()
-    names = feature.names if isinstance(feature, datasets.ClassLabel) else None
+    names = getattr(feature, "names", None)        # a datasets.ClassLabel's; None for plain values
     if names and all(n in index for n in names):
         to_1k = {i: index[n] for i, n in enumerate(names)}
+    elif names and _class_word_order(names, subset_to_1k, source) is not None:
+        to_1k = dict(enumerate(_class_word_order(names, subset_to_1k, source)))
     elif any(isinstance(x, str) for x in raw):
         to_1k = {w: i for w, i in index.items()}
     elif subset_to_1k is not None:
@@ -392,6 +453,45 @@ def labels_to_1k(raw: list, feature, n_classes: int, subset_to_1k, source: str) 
             f"labels are class indices 0..{n_classes - 1}, a ClassLabel whose names are wnids, or wnid "
             f"strings such as n01440764")
     return [to_1k[x] for x in raw]
+
+
+def _synonyms(name: str) -> set[str]:
+    """A class name's comma-separated synonyms, case and spacing normalized."""
+    return {" ".join(w.replace("_", " ").split()).casefold() for w in str(name).split(",")} - {""}
+
+
+_MAX_RENAMED = 10      # class-word names allowed to differ from imagenet_lemmas() (renamed duplicates: 'crane')
+
+
+def _class_word_order(names: Sequence[str], subset_to_1k, source: str) -> list[int] | None:
+    """The ImageNet class of each ClassLabel position when the names are ImageNet's class words
+    (imagenet_lemmas(), which follow imagenet_synsets()) in class-index order, for all 1000 classes
+    or a set's 200; None when they are not class words at all. Each name must share a synonym with its
+    position's class (a few renamed ones, such as the second 'crane' made unique, are let through);
+    a name of another class there means another order, which is refused: names are never matched
+    to classes by themselves ('crane' stands for two classes)."""
+    from vitbench.catalog import imagenet_lemmas
+
+    lemmas = [_synonyms(x) for x in imagenet_lemmas()]
+    classes = list(subset_to_1k) if subset_to_1k is not None and len(names) == len(subset_to_1k) \
+        else list(range(len(lemmas)))
+    if len(names) != len(classes):
+        return None
+    syns = [_synonyms(n) for n in names]
+    off = [k for k, c in enumerate(classes) if not syns[k] & lemmas[c]]
+    if len(off) > len(classes) // 2:
+        return None                                  # not class words: another kind of names
+    moved = [k for k in off if any(syns[k] & lemmas[c] for c in classes)]
+    if moved or len(off) > _MAX_RENAMED:
+        k = (moved or off)[0]
+        raise DatasetLayoutError(
+            f"{source}: the label ClassLabel's names are ImageNet class words but not the {len(classes)} "
+            f"classes in class-index (sorted wnid) order: position {k} is {names[k]!r}, expected "
+            f"{imagenet_lemmas()[classes[k]]!r}; labels cannot be mapped safely")
+    if off:
+        log.info("%s: %d ClassLabel name(s) differ from ImageNet's class words, taken in position order: %s",
+                 source, len(off), _examples([f"{k}: {names[k]!r}" for k in off], 3))
+    return classes
 
 
 # ---------------------------------------------------------------- local parquet, read in place
@@ -411,7 +511,8 @@ class ParquetLoader:
     def __getstate__(self):
         return {**self.__dict__, "_open": {}, "_cached": None}
 
-    def __call__(self, row: int) -> Image.Image:
+    def cell(self, row: int):
+        """The row's image cell as stored ({bytes, path}, or bytes)."""
         import bisect
 
         import pyarrow.parquet as pq
@@ -423,8 +524,15 @@ class ParquetLoader:
                 self._open[f] = pq.ParquetFile(self.files[f], memory_map=True)
             col = self._open[f].read_row_group(g, columns=[self.column]).column(0).combine_chunks()
             self._cached = ((f, g), col)
-        cell = self._cached[1][row - first].as_py()
-        return _open_cell(cell)
+        return self._cached[1][row - first].as_py()
+
+    def read(self, row: int) -> bytes:
+        """The image's encoded bytes (what decoding starts from)."""
+        cell = self.cell(row)
+        return cell if isinstance(cell, (bytes, bytearray)) else cell["bytes"]
+
+    def __call__(self, row: int) -> Image.Image:
+        return _open_cell(self.cell(row))
 
 
 def parquet_files(source: Path, split: str | None) -> tuple[list[Path], str | None]:
@@ -465,10 +573,18 @@ def read_parquet(source: Path, split: str | None, n_classes: int,
                  subset_to_1k: Sequence[int] | None = None) -> Listing:
     """Local parquet (a file, or a folder of Hugging Face split shards), read in place: only the label
     and image-path columns are read here, the image bytes by row group as they are evaluated."""
+    files, split = parquet_files(source, split)
+    where = f"{source}@{split}" if split else str(source)
+    return read_parquet_files(files, where, n_classes, subset_to_1k)
+
+
+def read_parquet_files(files: Sequence[Path], where: str, n_classes: int,
+                       subset_to_1k: Sequence[int] | None = None) -> Listing:
+    """These parquet files (one split, one schema), read in place: only these files are opened, and
+    of them only the label and image-path columns here."""
     import pyarrow.parquet as pq
 
     datasets = _quiet_datasets()
-    files, split = parquet_files(source, split)
     first_schema, groups, raw, paths = None, [], [], []
     for k, path in enumerate(files):
         try:
@@ -497,8 +613,8 @@ def read_parquet(source: Path, split: str | None, n_classes: int,
         for g in range(pf.metadata.num_row_groups):
             groups.append((row, k, g))
             row += pf.metadata.row_group(g).num_rows
-    targets = labels_to_1k(raw, feature, n_classes, subset_to_1k, str(source))
-    where = f"{source}@{split}" if split else str(source)
+    named = where if len(files) == 1 else f"{where} ({len(files)} files: {Path(files[0]).name}, ...)"
+    targets = labels_to_1k(raw, feature, n_classes, subset_to_1k, named)
     log.info("%s: %d rows in %d parquet file(s), read in place", where, len(raw), len(files))
     return Listing(paths, targets, f"hf:{where}", ParquetLoader([str(f) for f in files], img_col, groups))
 

@@ -250,10 +250,13 @@ class Run:
         sets it, and the model is built only for jobs that can run."""
         from vitbench.data.datasets import open_dataset, resolve_override
 
-        cfg = self.cfg
+        cfg, world = self.cfg, self.world
         override = resolve_override(dataset, dict(cfg.data_overrides))
+        # under torchrun every rank opens the same datasets in the same order: local rank 0 of each
+        # node downloads what the Hub has to give while the others wait at the barrier
         return open_dataset(dataset, data_root=cfg.data_root, override=override, limit=cfg.limit,
-                            skip_bad_images=cfg.skip_bad_images)
+                            skip_bad_images=cfg.skip_bad_images, is_local_main=world.local_rank == 0,
+                            barrier=(lambda: distributed.barrier(world)) if world.distributed else None)
 
     def prepare(self, job: Job, source: CheckpointSource, opened: dict):
         """The job for the engine, or None after counting why it cannot run (or that its record stands).
