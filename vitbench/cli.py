@@ -162,6 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="seconds of timed forwards per checkpoint: steps and repeats shrink to fit, a model slower than this is timed once (default: 2 on CPU, fixed steps on CUDA; 0: fixed steps)")
 
+    p = sub.add_parser("data", help="where each dataset is (folder, HF cache, Hub), and fetching it ahead of time")
+    data = p.add_subparsers(dest="data_command", required=True)
+    for name, text in (("list", "where each dataset is found, its format, image count and class check"),
+                       ("fetch", "download datasets from their default Hub repos (only their files; "
+                                 "nothing when already present)")):
+        q = data.add_parser(name, help=text)
+        q.add_argument("names", nargs="*", metavar="NAME", help=f"datasets ({', '.join(DATASETS)}; default: all)")
+        q.add_argument("--data-root", type=Path, default=None, help="as for `vitbench run` (default: $VITBENCH_DATA)")
+        q.add_argument("--data", action="append", default=[], metavar="NAME=PATH|NAME=hf:ID",
+                       help="as for `vitbench run`")
+        if name == "fetch":
+            q.add_argument("--all", dest="all_datasets", action="store_true", help="every dataset")
+
     p = sub.add_parser("report", help="model cards, comparison tables and plots from the records")
     p.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
     p.add_argument("--out", type=Path, default=None, help=REPORTS_HELP)
@@ -241,6 +254,36 @@ def cmd_bench(args) -> int:
     return r.summary.exit_status
 
 
+def cmd_data(args) -> int:
+    """`vitbench data list` / `vitbench data fetch`: one line per dataset, the download size first."""
+    from vitbench.data import inventory, sources
+
+    unknown = [n for n in args.names if n not in DATASETS]
+    if unknown:
+        raise UsageError(f"unknown dataset(s) {unknown}; choose from {', '.join(DATASETS)}")
+    if args.data_command == "fetch" and not (args.names or args.all_datasets):
+        raise UsageError("name the datasets to fetch, or pass --all")
+    data_root = args.data_root or (Path(os.environ["VITBENCH_DATA"]) if os.environ.get("VITBENCH_DATA") else None)
+    kw = {"data_root": data_root, "overrides": _data_overrides(args.data)}
+    if args.data_command == "list":
+        infos = inventory.describe_sources(args.names or None, **kw)
+        for info in infos:
+            print(info.line())
+        return 0
+    plan = inventory.fetch_plan(args.names or None, **kw)
+    print(plan.text())
+    if not plan.items:
+        return 1 if plan.unavailable else 0
+    try:
+        infos = inventory.fetch(plan, **kw)
+    except sources.HubUnavailable as e:
+        print(f"vitbench data fetch: error: {e}", file=sys.stderr)
+        return 1
+    for info in infos:
+        print(info.line())
+    return 0
+
+
 def cmd_report(args) -> int:
     from vitbench.report import render_reports
     from vitbench.run import default_reports_dir
@@ -251,7 +294,8 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "stats": cmd_stats, "bench": cmd_bench, "report": cmd_report}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "stats": cmd_stats, "bench": cmd_bench, "data": cmd_data,
+            "report": cmd_report}
 
 
 def _register_catalogs(args) -> None:

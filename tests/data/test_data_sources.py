@@ -36,6 +36,7 @@ from vitbench.data.datasets import (
 from vitbench.data.inventory import describe_sources, fetch, fetch_plan
 from vitbench.data.layouts import val_number
 from vitbench.data.specs import hub_sources
+from vitbench.records import eval_path, read_record
 
 SYN = imagenet_synsets()
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -662,3 +663,42 @@ def test_describe_names_a_broken_source(monkeypatch, env):
     put(env, A, files)
     info, = describe_sources(["a"])
     assert info.where == "broken" and "test/0.tar: truncated" in info.problem and info.classes_ok is False
+
+
+# ---------------------------------------------------------------------------- scored by name, from the CLI
+
+@pytest.mark.parametrize("name", ["imagenet", "real", "v2", "sketch", "r", "a"])
+def test_each_set_is_scored_from_the_hf_cache_with_no_data_root(name, default_cache, monkeypatch, tmp_path,
+                                                                 dummy, capsys):
+    """`vitbench run` with no --data-root: the set comes from its default repo in the HF cache and is
+    scored (solid-colour images: the colour dummy gets every one right)."""
+    from support import CKPT, cli_run
+
+    use_cache(monkeypatch, default_cache)
+    assert cli_run(tmp_path, "--datasets", name, "--limit", str(N_IMAGES[name]), data=False) == 0
+    rec = read_record(eval_path(tmp_path / "results", name, CKPT, "fp32"))
+    expected = 100.0
+    if name == "real":      # the dummy predicts the image's ImageNet label; ReaL's sets are the real ones
+        sets = [real_labels()[n - 1] for n in range(1, N_IMAGES[name] + 1)]
+        hits = [val_class(n) in s for n, s in zip(range(1, N_IMAGES[name] + 1), sets, strict=True) if s]
+        expected = round(100.0 * sum(hits) / len(hits), 4)
+        assert rec.n_scored == len(hits)
+    assert rec.status == "ok" and rec.top1 == expected and rec.n_images > 0
+    assert rec.provenance.data_fingerprint.repo == hub_sources(name)[0].repo
+    assert rec.provenance.data_fingerprint.revision == COMMIT
+
+
+def test_vitbench_data_list_and_fetch_from_the_cli(default_cache, monkeypatch, capsys):
+    from vitbench import cli
+
+    use_cache(monkeypatch, default_cache)
+    assert cli.main(["data", "list", "v2", "a"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"v2: hf-cache {V2}@{COMMIT[:7]}") and "classes ok" in out[0]
+    assert out[1].startswith(f"a: hf-cache {A}@{COMMIT[:7]}")
+    # the cache holds 1,000 of V2's 10,000 images: fetch would complete it, but offline it cannot
+    assert cli.main(["data", "fetch", "v2"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("to download: 0.0 MB in 0 file(s)") and "v2: cannot be fetched" in out and "offline" in out
+    assert cli.main(["data", "fetch"]) == 2                              # names or --all
+    assert "name the datasets to fetch, or pass --all" in capsys.readouterr().err
