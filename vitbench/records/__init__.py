@@ -18,11 +18,12 @@ from vitbench.records.schema import (
     Provenance,
     Reason,
     StatsRecord,
+    setting_name,
 )
 from vitbench.records.store import RecordStore
 
 __all__ = [
-    "SCHEMA_VERSION", "EvalRecord", "StatsRecord", "BenchRecord", "Provenance", "Reason", "RecordStore",
+    "SCHEMA_VERSION", "setting_name", "EvalRecord", "StatsRecord", "BenchRecord", "Provenance", "Reason", "RecordStore",
     "eval_path", "stats_path", "bench_path", "read_record", "write_record", "same_but_when",
     "atomic_write_bytes", "atomic_write_text", "provenance", "device_name",
 ]

@@ -22,8 +22,10 @@ from vitbench.records.schema import KINDS, from_dict, upgrade
 RECORDS = "records"
 
 
-def eval_path(results_dir: Path, dataset: str, checkpoint: str, precision: str) -> Path:
-    return Path(results_dir) / RECORDS / dataset / f"{safe_name(checkpoint)}__{precision}.json"
+def eval_path(results_dir: Path, dataset: str, checkpoint: str, setting: str) -> Path:
+    """Where the record of a job goes; `setting` is the precision, with any +compile / +channels_last
+    (`schema.setting_name`), so the records of one checkpoint at several settings live side by side."""
+    return Path(results_dir) / RECORDS / dataset / f"{safe_name(checkpoint)}__{setting}.json"
 
 
 def stats_path(results_dir: Path, checkpoint: str) -> Path:

@@ -16,6 +16,11 @@ from vitbench.weights import WeightsInfo
 SCHEMA_VERSION = 2
 
 
+def setting_name(precision: str, compile: bool = False, channels_last: bool = False) -> str:
+    """'fp32', 'bf16', 'amp_bf16+compile', 'fp32+channels_last', 'amp_fp16+compile+channels_last'."""
+    return precision + "+compile" * bool(compile) + "+channels_last" * bool(channels_last)
+
+
 @dataclass(frozen=True)
 class Reason:
     """Why a job did not give a number: what kind of cause, what happened, and how to fix it."""
@@ -77,12 +82,22 @@ class EvalRecord:
     top5: float | None = None
     top1_ci: tuple[float, float] | None = None   # 95% Wilson interval, percent
     top5_ci: tuple[float, float] | None = None
+    top1_1000way: float | None = None  # A and R: argmax over all 1000 classes (their authors' protocol), percent
+    ece: float | None = None           # expected calibration error of the top-1 confidence, 15 bins, L1 (fraction)
+    compile: bool = False              # evaluated under torch.compile
+    channels_last: bool = False        # evaluated with channels-last inputs and weights
     predictions_file: str | None = None          # parquet beside the record (relative name)
     wall_time_s: float | None = None
     images_per_sec: float | None = None
     provenance: Provenance | None = None
     kind: str = "eval"
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def setting(self) -> str:
+        """The precision and backend the record was made at: 'fp32', 'amp_bf16+compile', ... (its file
+        name and every report say it)."""
+        return setting_name(self.precision, self.compile, self.channels_last)
 
     @property
     def reason(self) -> str | None:
