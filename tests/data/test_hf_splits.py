@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support import class_colour, cli_run, hf_repo_copy, rec, val_name
+from support import class_colour, cli_run, hf_repo_copy, hf_table, rec, val_name
 from vitbench.catalog import imagenet_synsets
 from vitbench.data.datasets import DatasetLayoutError, open_dataset
 from vitbench.data.layouts import parse_source
@@ -90,3 +90,21 @@ def test_local_parquet_through_worker_processes(tmp_path):
     loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=2, collate_fn=collate_eval)
     assert [(int(i), int(t)) for _, t, i, _ in loader] == [(0, 0), (1, 1), (2, 2), (3, 3)]
 
+
+
+def test_hf_id_of_any_repo_reads_only_the_split_from_the_hf_cache(dummy, tmp_path, monkeypatch):
+    """`--data imagenet=hf:ORG/NAME` for a repo vitbench has no row for: its snapshot in the HF cache is
+    read in place, only the validation split's parquet (the train shard here is garbage: never opened)."""
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf-hub-cache" / "datasets--someone--imagenet-copy"
+    snap = repo / "snapshots" / sha / "data"
+    snap.mkdir(parents=True)
+    hf_table([1, 2, 3, 4], [0, 1, 2, 3]).to_parquet(str(snap / "validation-00000-of-00001.parquet"))
+    (snap / "train-00000-of-00001.parquet").write_bytes(b"not parquet at all")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--data", "imagenet=hf:someone/imagenet-copy",
+                   data=False) == 0
+    r = rec(tmp_path, "imagenet")
+    assert r.status == "ok" and r.n_images == 4 and r.top1 == 100.0
+    assert r.dataset_root.endswith(f"{sha}@validation") and "train" not in str(r.provenance.data_fingerprint)

@@ -240,6 +240,8 @@ def find_listing(name: str, data_root: str | os.PathLike | None = None, override
         if known is not None and split in (None, "validation", "test"):
             found = _from_hub(spec, (known,), limit, download, is_local_main, barrier, local=[
                 f"--data {spec.based_on or name}={override}: read in place from the HF cache or the Hub"])
+        elif source.startswith("hf:") and (snap := sources.split_snapshot(source[3:], split or "validation")):
+            found = _from_path(spec, snap, split or "validation")     # only that split's parquet, in place
         elif source.startswith("hf:"):
             found = Found(source + (f"@{split}" if split else ""), _read_hf_source(spec, source, split))
         else:

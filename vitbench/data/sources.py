@@ -351,11 +351,36 @@ def _finish(search: Search, loc: Located, prepare: bool) -> Search:
     return search
 
 
+def split_snapshot(repo: str, split: str) -> Path | None:
+    """A local copy of any Hub dataset repo given as `hf:REPO` holding parquet files of `split`: the
+    snapshot in the HF cache, else (online) only that split's parquet files fetched into it. None when
+    the repo has no parquet files of the split (its `datasets` loader is used then)."""
+    from vitbench import hub
+
+    patterns = [f"{split}-*.parquet", f"*/{split}-*.parquet", f"{split}/*.parquet", f"*/{split}/*.parquet",
+                f"*/{split}/**/*.parquet"]
+    cache_dir = hub.hf_cache_dir()
+    for snap in _snapshots(cache_dir / repo_folder(repo)):
+        if _matching(snap, patterns):
+            return snap
+    if hub.hub_offline() or hub.HUB.unreachable():
+        return None
+    from huggingface_hub import snapshot_download
+
+    try:
+        snap = Path(snapshot_download(repo, repo_type="dataset", allow_patterns=patterns + ["*.md", "*.json"],
+                                      cache_dir=str(cache_dir)))
+    except Exception as e:  # noqa: BLE001 - gated, missing, no network: the `datasets` path says why
+        log.debug("%s: no parquet files of %s fetched (%s)", repo, split, _short(e))
+        return None
+    return snap if _matching(snap, patterns) else None
+
+
 def known_source(name: str, repo: str) -> HubSource | None:
     """The source of `name` in repo `repo` (hf:REPO given with --data), None for another repo."""
     return next((s for s in hub_sources(name) if s.repo == repo), None)
 
 
 __all__ = ["HubUnavailable", "Located", "HubFiles", "Search", "locate", "find_in_cache", "hub_files",
-           "fetch_source", "missing_bytes", "prepare", "free_bytes", "known_source", "vitbench_cache_dir",
+           "fetch_source", "missing_bytes", "prepare", "free_bytes", "known_source", "split_snapshot", "vitbench_cache_dir",
            "extraction_dir", "repo_folder", "gated_message", "gb"]
