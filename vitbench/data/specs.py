@@ -76,6 +76,14 @@ _IMAGENET_HUB = (
     HubSource("ILSVRC/imagenet-1k", ("data/validation-*.parquet",), "parquet", 14, 6.3, gated=True),
     HubSource("timm/imagenet-1k-wds", ("imagenet1k-validation-*.tar",), "webdataset", None, 6.4, gated=True),
 )
+def _clean(subset: str) -> DatasetSpec:
+    """The baseline of ImageNet-R or -A: ImageNet-val restricted to the same 200 classes."""
+    letter = subset.upper()
+    return DatasetSpec(f"{subset}-clean", f"ImageNet-{letter} clean (IN-val, {letter}'s 200 classes)", f"{letter}-clean",
+                       f"results-imagenet-{subset}-clean", "imagenet", 10_000, "imagenet", subset=subset,
+                       based_on="imagenet", baseline_only=True, nested=_VAL_NESTED)
+
+
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
     DatasetSpec("imagenet", "ImageNet-1k val", "IN-1k", "results-imagenet", "imagenet", 50_000, "imagenet",
                 nested=_VAL_NESTED, hub=_IMAGENET_HUB),
@@ -94,16 +102,12 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
                 baseline="r-clean", nested=("imagenet-r",),
                 # columns image, wnid, class_name
                 hub=(HubSource("axiong/imagenet-r", ("test/test-*-of-00005.parquet",), "parquet", 5, 2.1),)),
-    DatasetSpec("r-clean", "ImageNet-R clean (IN-val, R's 200 classes)", "R-clean", "results-imagenet-r-clean",
-                "imagenet", 10_000, "imagenet", subset="r", based_on="imagenet", baseline_only=True,
-                nested=_VAL_NESTED),
+    _clean("r"),
     DatasetSpec("a", "ImageNet-A", "A", "results-imagenet-a", "imagenet-a", 7_500, "wnid", subset="a",
                 baseline="a-clean", nested=("imagenet-a",),
                 # webdataset sNNNNNNN.jpg + .cls, cls 0..199 = position in the sorted 200 A wnids
                 hub=(HubSource("clip-benchmark/wds_imagenet-a", ("test/*.tar",), "webdataset", 4, 0.7),)),
-    DatasetSpec("a-clean", "ImageNet-A clean (IN-val, A's 200 classes)", "A-clean", "results-imagenet-a-clean",
-                "imagenet", 10_000, "imagenet", subset="a", based_on="imagenet", baseline_only=True,
-                nested=_VAL_NESTED),
+    _clean("a"),
 )}
 
 
