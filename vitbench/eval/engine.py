@@ -35,7 +35,7 @@ import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import TYPE_CHECKING, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -45,6 +45,9 @@ from vitbench.eval.distributed import World, all_gather, all_max
 from vitbench.eval.loader import build_loader
 from vitbench.eval.precision import autocast, input_dtype
 from vitbench.eval.scoring import EvalResult, EvalSpec, Predictions, Scorer, aggregate, prepare_model
+
+if TYPE_CHECKING:
+    from vitbench.data.datasets import EvalDataset
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +93,9 @@ class ModelSource(Protocol):
 
 @dataclass(frozen=True)
 class EngineJob:
-    ref: object               # the caller's handle for the job, returned with its outcome
+    ref: object               # the caller's handle for the job (the run's Job), returned with its outcome
     model: ModelSource
-    dataset: object           # an opened, checked EvalDataset with no transform yet
+    dataset: EvalDataset      # opened and checked, with no transform yet
 
 
 @dataclass(frozen=True)
