@@ -5,6 +5,8 @@
     vitbench stats [NAME ...|--all] [--json]
     vitbench bench [NAME ...|--all] ...
     vitbench report [--results-dir results] [--out reports]
+    vitbench compare A B [--dataset imagenet] [--json]   agreement of two records (checkpoint@setting)
+    vitbench robustness [--json]                         effective robustness, measured and published
 """
 from __future__ import annotations
 
@@ -125,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="point one dataset elsewhere (repeatable); PATH@split or hf:ID@split picks a "
                         "split (default: validation)")
     _add_device_flags(p, None)
+    p.add_argument("--compile", action="store_true",
+                   help="evaluate (and time) each model torch.compile'd; records are named <checkpoint>__<precision>"
+                        "+compile, beside the eager ones")
+    p.add_argument("--channels-last", action="store_true",
+                   help="evaluate (and time) with channels-last weights and inputs (records: ...+channels_last)")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--limit", type=int, default=None, help="first N images per dataset (smoke runs)")
     p.add_argument("--weights-dir", type=Path, default=None,
@@ -180,7 +187,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help=REPORTS_HELP)
     p.add_argument("--templates", type=Path, default=None, help="override the Jinja templates folder")
     _add_catalog(p)
+    _add_analyses(sub)
     return parser
+
+
+def _add_analyses(sub) -> None:
+    """`vitbench compare` and `vitbench robustness`: answers from the records, nothing measured."""
+    p = sub.add_parser("compare", help="agreement of two records image by image: flips, McNemar, top-1 difference")
+    for side in ("A", "B"):
+        p.add_argument(side.lower(), metavar=side,
+                       help="CHECKPOINT@SETTING (e.g. deit_tiny_patch16_224.fb_in1k@amp_bf16+compile), or a "
+                            "checkpoint: its preferred record")
+    p.add_argument("--dataset", default="imagenet", help="the dataset both records are of (default: imagenet)")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
+    _add_catalog(p)
+    p = sub.add_parser("robustness", help="effective robustness on V2, Sketch, R and A: measured and timm's published")
+    p.add_argument("--json", action="store_true", help="a JSON list of the rows")
+    p.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
+    _add_catalog(p)
 
 
 def cmd_list(args) -> int:
@@ -212,8 +237,8 @@ def cmd_run(args) -> int:
         raise UsageError(f"--datasets: unknown {unknown}; choose from {','.join(selectable_datasets())}")
     from vitbench.run import RunConfig, run
 
-    same = ("device", "precision", "batch_size", "workers", "limit", "weights_dir", "results_dir", "reports_dir",
-            "force", "skip_bad_images", "shard", "pass_memory_gb")       # flags named as RunConfig fields
+    same = ("device", "precision", "compile", "channels_last", "batch_size", "workers", "limit", "weights_dir",
+            "results_dir", "reports_dir", "force", "skip_bad_images", "shard", "pass_memory_gb")   # RunConfig fields
     cfg = RunConfig(checkpoints=tuple(_select(args.names, args.all_models)), datasets=tuple(args.datasets),
                     data_root=data_root, data_overrides=tuple(sorted(_data_overrides(args.data).items())),
                     bench=None if args.no_bench else _bench_options(args), report=not args.no_report,
@@ -294,8 +319,29 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from vitbench.records import RecordStore
+    from vitbench.report.analyses import CompareError, compare
+
+    try:
+        result = compare(RecordStore.load(args.results_dir), args.a, args.b, args.dataset)
+    except CompareError as e:
+        raise UsageError(str(e)) from None
+    print(json.dumps(result.to_dict()) if args.json else result.text())
+    return 0
+
+
+def cmd_robustness(args) -> int:
+    from vitbench.records import RecordStore
+    from vitbench.report.analyses import robustness_rows, robustness_text
+
+    rows = robustness_rows(RecordStore.load(args.results_dir))
+    print(json.dumps([r.to_dict() for r in rows], indent=1) if args.json else robustness_text(rows))
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "run": cmd_run, "stats": cmd_stats, "bench": cmd_bench, "data": cmd_data,
-            "report": cmd_report}
+            "report": cmd_report, "compare": cmd_compare, "robustness": cmd_robustness}
 
 
 def _register_catalogs(args) -> None:

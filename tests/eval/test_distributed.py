@@ -63,8 +63,9 @@ def test_torchrun_two_gloo_processes_equal_one_process(setup):
         one = read_record(eval_path(tmp / "single", d, CKPT, "fp32"))
         two = read_record(eval_path(tmp / "ddp", d, CKPT, "fp32"))
         assert one.status == two.status == "ok"
-        assert (two.top1, two.top5, two.n_images, two.n_scored, two.top1_ci) == \
-               (one.top1, one.top5, one.n_images, one.n_scored, one.top1_ci), d
+        assert (two.top1, two.top5, two.n_images, two.n_scored, two.top1_ci, two.top1_1000way, two.ece) == \
+               (one.top1, one.top5, one.n_images, one.n_scored, one.top1_ci, one.top1_1000way, one.ece), d
+        assert (one.top1_1000way is None) == (d != "r") and one.ece is not None     # r: summed over the ranks
         assert (one.provenance.world_size, two.provenance.world_size) == (1, 2)
         p1 = pd.read_parquet(eval_path(tmp / "single", d, CKPT, "fp32").with_suffix(".parquet"))
         p2 = pd.read_parquet(eval_path(tmp / "ddp", d, CKPT, "fp32").with_suffix(".parquet"))

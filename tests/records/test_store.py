@@ -60,3 +60,24 @@ def test_a_corrupt_record_is_named_and_skipped(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         store = RecordStore.load(tmp_path)
     assert store.evals == [] and str(path) in caplog.text and "rerun" in caplog.text
+
+
+def test_settings_live_side_by_side_and_the_plain_one_is_preferred(tmp_path):
+    """Records of one checkpoint at several settings, each at its own path ('fp32+compile' sorts before
+    'fp32' as a file name): the store prefers fp32, and at one precision the plain record."""
+    made = {}
+    for precision, compile, channels_last, top1 in (("fp32", True, False, 71.0), ("fp32", False, True, 70.5),
+                                                    ("bf16", False, False, 69.0), ("fp32", False, False, 72.0)):
+        rec = EvalRecord(CKPT, "imagenet", precision, "ok", top1=top1, compile=compile, channels_last=channels_last,
+                         ece=0.0123, top1_1000way=None)
+        path = eval_path(tmp_path, "imagenet", CKPT, rec.setting)
+        write_record(path, rec)
+        made[rec.setting] = path
+    assert sorted(p.name for p in made.values()) == sorted(
+        f"{CKPT}__{s}.json" for s in ("fp32", "fp32+compile", "fp32+channels_last", "bf16"))
+    store = RecordStore.load(tmp_path)
+    assert [r.setting for r in store.evals_of(CKPT, "imagenet")] == ["fp32", "fp32+channels_last", "fp32+compile",
+                                                                     "bf16"]
+    assert store.best(CKPT, "imagenet").setting == "fp32" and store.best(CKPT, "imagenet", "bf16").top1 == 69.0
+    again = read_record(made["fp32+compile"])
+    assert (again.compile, again.channels_last, again.ece, again.top1_1000way) == (True, False, 0.0123, None)

@@ -3,6 +3,7 @@
 (predictions), precisions (precision) and torchrun groups (distributed).
 
     evaluate(model, loader, spec, device="cpu", precision="fp32") -> EvalResult   # one model, one pass
+    evaluate(..., compile=True, channels_last=True)     # torch.compile'd, channels-last weights and inputs
 """
 from vitbench.eval.engine import Engine, EngineJob, ModelSource, Outcome, Pass, PassSettings, crop_key, evaluate
 from vitbench.eval.scoring import EvalResult, EvalSpec, Predictions

@@ -22,8 +22,13 @@ every batch to every model of the chunk; predictions are sorted back into each d
 they equal what one model on one dataset gives (`vitbench.eval.evaluate`, a one-member pass).
 
 Under torchrun each rank reads its share of the union (ShardSampler: no padding, each image once), the
-torchmetrics states sync on compute(), and the per-image predictions are gathered to rank 0, which
-alone gets the outcomes.
+torchmetrics states sync on compute(), and the per-image predictions (and A/R's 1000-way counts) are
+gathered to rank 0, which alone gets the outcomes.
+
+`PassSettings.compile` runs every model `torch.compile`d (static shapes: a short last batch is padded
+to the full batch and its extra rows dropped, so a model compiles once); `channels_last` puts the
+models' weights and every input batch in channels-last memory format. The outcome's model is the
+plain module (its data_config and weights_info), never the compiled wrapper.
 """
 from __future__ import annotations
 
@@ -44,7 +49,15 @@ import torch.nn as nn
 from vitbench.eval.distributed import World, all_gather, all_max
 from vitbench.eval.loader import build_loader
 from vitbench.eval.precision import autocast, input_dtype
-from vitbench.eval.scoring import EvalResult, EvalSpec, Predictions, Scorer, aggregate, prepare_model
+from vitbench.eval.scoring import (
+    EvalResult,
+    EvalSpec,
+    Predictions,
+    Scorer,
+    aggregate,
+    compile_model,
+    prepare_model,
+)
 
 if TYPE_CHECKING:
     from vitbench.data.datasets import EvalDataset
@@ -68,13 +81,16 @@ def source_of(dataset) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class PassSettings:
-    """How a pass runs: precision, batch, loader workers, the process (its device and torchrun group),
-    and the bytes of weights one chunk of models may hold on the device (None: half its memory)."""
+    """How a pass runs: precision and backend (torch.compile, channels-last), batch, loader workers, the
+    process (its device and torchrun group), and the bytes of weights one chunk of models may hold on
+    the device (None: half its memory)."""
     precision: str = "fp32"
     batch_size: int = 32
     workers: int = 0
     world: World = field(default_factory=World)
     budget: int | None = None
+    compile: bool = False          # torch.compile each model (static shapes, one compile per model)
+    channels_last: bool = False    # channels-last weights and inputs
 
 
 class ModelSource(Protocol):
@@ -273,6 +289,9 @@ class Pass:
                     if len(idx) == 0:
                         continue
                     x8 = images.to(dev, non_blocking=dev.type == "cuda")
+                    n = len(x8)
+                    if s.compile and n < s.batch_size:   # one static shape: pad, drop the extra logits
+                        x8 = torch.cat([x8, x8.new_zeros((s.batch_size - n, *x8.shape[1:]))])
                     normed: dict[tuple, torch.Tensor] = {}
                     for name in names:
                         if name in self.errors:
@@ -281,9 +300,12 @@ class Pass:
                             spec = self.feeds[name][0].scorer.spec          # one mean/std per model
                             nk = (spec.mean, spec.std)
                             if nk not in normed:
-                                normed[nk] = normalize_batch(x8, spec.mean, spec.std, input_dtype(s.precision))
+                                x = normalize_batch(x8, spec.mean, spec.std, input_dtype(s.precision))
+                                if s.channels_last:
+                                    x = x.contiguous(memory_format=torch.channels_last)
+                                normed[nk] = x
                             with autocast(dev, s.precision):
-                                logits = self.models[name](normed[nk])                       # (B, C)
+                                logits = self.models[name](normed[nk])[:n]                   # (B, C)
                             for m in self.feeds[name]:
                                 m.score(logits, idx, targets, dev)
                         except Exception as e:  # noqa: BLE001 - OOM, a model bug: this model's jobs fail
@@ -323,13 +345,15 @@ class Pass:
                 m.scorer.top1_metric.compute()
                 m.scorer.top5_metric.compute()
             p = m.scorer.predictions()
-            payloads.append((p.index, p.target, p.top5_idx, p.top5_prob, m.scorer.skipped))
+            payloads.append((p.index, p.target, p.top5_idx, p.top5_prob, m.scorer.skipped, m.scorer.count_1000way()))
         gathered = all_gather(world, payloads)
         if not world.is_main:
             return out
         for j, m in enumerate(live):
-            preds, skipped = _merge([g[j] for g in gathered], m.n_items, m.label)
-            out.append(MemberResult(m, result=aggregate(m.scorer, preds, skipped, self.wall_time_s)))
+            parts = [g[j] for g in gathered]
+            preds, skipped = _merge(parts, m.n_items, m.label)
+            right_1000way = None if parts[0][5] is None else sum(p[5] for p in parts)      # summed over ranks
+            out.append(MemberResult(m, result=aggregate(m.scorer, preds, skipped, self.wall_time_s, right_1000way)))
         return out
 
 
@@ -426,20 +450,22 @@ class Engine:
         s = self.settings
         jobs = [job for name in chunk for job in by_model[name]]
         try:
-            models = {n: prepare_model(m, s.world.device, s.precision) for n, m in chunk.items()}
+            models = {n: prepare_model(m, s.world.device, s.precision, s.channels_last) for n, m in chunk.items()}
+            forwards = {n: compile_model(m) if s.compile else m for n, m in models.items()}
             sources: dict[tuple, list[EngineJob]] = {}
             for job in jobs:
                 sources.setdefault(source_of(job.dataset), []).append(job)
             for source, members in sources.items():
-                yield from self._pass(models, members, key, source[0])
+                yield from self._pass(models, forwards, members, key, source[0])
         finally:
             for job in jobs:
                 job.model.release()
             if torch.device(s.world.device).type == "cuda":
                 torch.cuda.empty_cache()
 
-    def _pass(self, models: dict, jobs: list[EngineJob], key, source: str) -> Iterator[Outcome]:
-        """Decode the union of the jobs' images once; feed every batch to every model."""
+    def _pass(self, models: dict, forwards: dict, jobs: list[EngineJob], key, source: str) -> Iterator[Outcome]:
+        """Decode the union of the jobs' images once; feed every batch to every model (`forwards`: the
+        models as called, compiled when asked; `models`: the plain modules the outcomes carry)."""
         from vitbench.data.transforms import create_crop_transform
 
         s, world = self.settings, self.settings.world
@@ -456,7 +482,7 @@ class Engine:
             spec = EvalSpec.for_dataset(job.dataset, models[name].data_config)
             members.append(Member(name, Scorer(spec, world.device), f"{name} {d}", pos[d], targets[d],
                                   len(datasets[d]), job))
-        used = {m.model: models[m.model] for m in members}
+        used = {m.model: forwards[m.model] for m in members}
         loader = build_loader(union, s.batch_size, s.workers, world.device, shard=world.shard)
         log.info("pass %s at %s: %d images for %d job(s) of %d model(s)%s", source, _key_text(key), len(union),
                  len(jobs), len(used), f", rank {world.rank}/{world.world_size}" if world.distributed else "")
@@ -471,7 +497,8 @@ class Engine:
 
 
 def evaluate(model: nn.Module, loader, spec: EvalSpec, device: str = "cpu", precision: str = "fp32",
-             desc: str = "eval") -> EvalResult:
+             desc: str = "eval", *, compile: bool = False, channels_last: bool = False,
+             batch_size: int | None = None) -> EvalResult:
     """Run one model over a loader of `collate_eval` batches and score it: a pass with one member.
 
     Args:
@@ -479,6 +506,9 @@ def evaluate(model: nn.Module, loader, spec: EvalSpec, device: str = "cpu", prec
         loader: yields (uint8 images [B, 3, H, W], targets [B], dataset indices [B], skipped files).
         spec: normalization and label space (`EvalSpec.for_dataset(dataset, data_config)`).
         device, precision: where and how to run (`vitbench.eval.precision.PRECISIONS`).
+        compile, channels_last: run the model torch.compile'd / in channels-last memory format.
+        batch_size: the loader's batch (compile pads a shorter batch to it); None: the loader's
+            `batch_size` (32 when it has none).
 
     Returns:
         EvalResult: top-1/top-5 in percent with 95% Wilson intervals and the per-image top-5.
@@ -486,10 +516,13 @@ def evaluate(model: nn.Module, loader, spec: EvalSpec, device: str = "cpu", prec
     Raises:
         the model's or the loader's exception, as the pass met it.
     """
-    model = prepare_model(model, device, precision)
-    settings = PassSettings(precision=precision, world=World(device=device))
+    if batch_size is None:
+        batch_size = getattr(loader, "batch_size", None) or 32
+    settings = PassSettings(precision=precision, batch_size=batch_size, world=World(device=device),
+                            compile=compile, channels_last=channels_last)
+    model = prepare_model(model, device, precision, channels_last)
     member = Member("model", Scorer(spec, device), desc)
-    (r,) = Pass({"model": model}, [member], settings, desc).run(
+    (r,) = Pass({"model": compile_model(model) if compile else model}, [member], settings, desc).run(
         loader, len(getattr(loader, "dataset", None) or []))
     if r.exception is not None:
         raise r.exception

@@ -7,6 +7,11 @@
 Top-1/top-5 come from torchmetrics accumulators, which sync across processes in a data-parallel run;
 ReaL is scored from the per-sample top-5, which every job keeps (and writes as parquet) so that ReaL,
 intervals and model-vs-model tests can be recomputed without rerunning.
+
+ImageNet-A and -R are scored as timm scores them (logits restricted to their 200 classes) and also
+1000-way (argmax over every class, a class outside the 200 counting as wrong: their authors' protocol).
+The stored top-5 is over the subset, so the 1000-way count is taken from the full logits here, kept on
+the device, and summed over ranks by the pass (`Scorer.count_1000way`, `aggregate(..., right_1000way)`).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from vitbench.analysis.scoring import top1_1000way
 from vitbench.eval.precision import check as check_precision
 from vitbench.significance import wilson_interval
 
@@ -32,16 +38,21 @@ class EvalSpec:
     # targets are then positions in `subset` (vitbench.data.datasets' convention)
     subset: tuple[int, ...] | None = None
     label_sets: tuple[tuple[int, ...], ...] | None = None   # ReaL: label set per dataset index
+    # A and R (a subset set with images of its own, not a clean baseline read from ImageNet-val): also
+    # count the argmax over all classes against the 1000-class target
+    score_1000way: bool = False
 
     @classmethod
     def for_dataset(cls, dataset, data_config) -> "EvalSpec":
         subset = getattr(dataset, "subset", None)
         label_sets = getattr(dataset, "label_sets", None)
+        spec = getattr(dataset, "spec", None)
         return cls(
             mean=tuple(data_config.mean),
             std=tuple(data_config.std),
             subset=tuple(int(i) for i in subset) if subset is not None else None,
             label_sets=tuple(tuple(s) for s in label_sets) if label_sets is not None else None,
+            score_1000way=subset is not None and spec is not None and not getattr(spec, "based_on", None),
         )
 
 
@@ -70,6 +81,7 @@ class EvalResult:
     skipped_files: tuple[str, ...] = ()
     wall_time_s: float = 0.0
     images_per_sec: float = 0.0
+    top1_1000way: float | None = None    # A and R: argmax over all classes, percent; None for other sets
 
 
 def _make_metrics(num_classes: int, device: str):
@@ -86,11 +98,21 @@ def restrict_logits(logits: torch.Tensor, subset_t: torch.Tensor | None) -> torc
     return logits if subset_t is None else logits.index_select(1, subset_t)
 
 
-def prepare_model(model: nn.Module, device: str, precision: str) -> nn.Module:
-    """The model on `device` in eval mode; bf16 precision casts its weights."""
+def prepare_model(model: nn.Module, device: str, precision: str, channels_last: bool = False) -> nn.Module:
+    """The model on `device` in eval mode; bf16 precision casts its weights, `channels_last` puts its
+    4-d weights (the patch embedding's convolution, a hybrid's stem) in channels-last memory format."""
     check_precision(precision)
     model = model.to(torch.device(device)).eval()
-    return model.to(torch.bfloat16) if precision == "bf16" else model
+    if precision == "bf16":
+        model = model.to(torch.bfloat16)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """`torch.compile(model)` for the eval loop: static shapes (the pass pads a short last batch to the
+    full batch, so each model compiles once). The compiled module forwards attribute reads
+    (`data_config`, `num_classes`) to the model."""
+    return torch.compile(model, dynamic=False)
 
 
 class Scorer:
@@ -106,6 +128,9 @@ class Scorer:
         self.rows: dict[str, list] = {"index": [], "target": [], "top5_idx": [], "top5_prob": []}
         self.skipped: list[str] = []
         self.n_seen = 0
+        # A/R: images whose argmax over all classes is the 1000-class target (a device tensor: no sync)
+        self.right_1000way = (torch.zeros((), dtype=torch.long, device=self.dev)
+                              if spec.score_1000way and self.subset_t is not None else None)
 
     def make_metrics(self, num_scored: int) -> None:
         if self.top1_metric is None:
@@ -114,9 +139,12 @@ class Scorer:
     def update(self, logits: torch.Tensor, y_host: torch.Tensor, indices: torch.Tensor) -> None:
         """logits (B, C) of the images whose loader targets are `y_host` and dataset indices `indices`."""
         y = y_host.to(self.dev, non_blocking=self.dev.type == "cuda")
-        logits = restrict_logits(logits.float(), self.subset_t)                      # (B, C')
+        full = logits.float()                                                        # (B, C)
+        logits = restrict_logits(full, self.subset_t)                                # (B, C')
         self.make_metrics(logits.shape[1])
         _check_targets(y_host, logits.shape[1])          # on the host: no device sync per batch
+        if self.right_1000way is not None:
+            self.right_1000way += top1_1000way(full, self.subset_t[y]).sum()
         self.top1_metric.update(logits, y)
         self.top5_metric.update(logits, y)
         k = min(TOPK, logits.shape[1])
@@ -132,6 +160,10 @@ class Scorer:
 
     def predictions(self) -> "Predictions":
         return _stack_predictions(self.rows)
+
+    def count_1000way(self) -> int | None:
+        """This process's count of images right 1000-way (A/R), None for other sets (one sync, at the end)."""
+        return None if self.right_1000way is None else int(self.right_1000way.item())
 
 
 def _check_targets(y: torch.Tensor, num_scored: int) -> None:
@@ -189,8 +221,24 @@ def real_label_sets_for(predictions: Predictions, label_sets) -> list[tuple[int,
     return [tuple(label_sets[int(i)]) for i in predictions.index]
 
 
-def aggregate(scorer: Scorer, preds: Predictions, skipped_files: Sequence[str], wall_time_s: float) -> EvalResult:
-    """The result of a scorer whose metrics are synced (`preds`: every rank's predictions, merged)."""
+def top1_confidence(preds: Predictions, label_sets=None) -> tuple[np.ndarray, np.ndarray]:
+    """(top-1 probability, top-1 right) per scored image, what calibration is computed from. ReaL
+    (`label_sets` by dataset index): right when the top-1 class is in the image's set, and images with
+    an empty set are left out, as its accuracy leaves them out."""
+    prob = preds.top5_prob[:, 0].astype(np.float32) if len(preds) else np.zeros(0, np.float32)
+    top1 = preds.top5_idx[:, 0] if len(preds) else np.zeros(0, np.int64)
+    if label_sets is None:
+        return prob, top1 == preds.target
+    sets = real_label_sets_for(preds, label_sets)
+    keep = np.array([len(s) > 0 for s in sets], dtype=bool)
+    right = np.array([int(c) in s for c, s in zip(top1, sets, strict=True)], dtype=bool)
+    return prob[keep], right[keep]
+
+
+def aggregate(scorer: Scorer, preds: Predictions, skipped_files: Sequence[str], wall_time_s: float,
+              right_1000way: int | None = None) -> EvalResult:
+    """The result of a scorer whose metrics are synced (`preds`: every rank's predictions, merged;
+    `right_1000way`: A/R's 1000-way count summed over ranks, None for other sets)."""
     spec = scorer.spec
     n = len(preds)
     if spec.label_sets is not None:
@@ -211,4 +259,5 @@ def aggregate(scorer: Scorer, preds: Predictions, skipped_files: Sequence[str], 
         skipped_files=tuple(skipped_files),
         wall_time_s=wall_time_s,
         images_per_sec=n / wall_time_s if wall_time_s > 0 else 0.0,
+        top1_1000way=None if right_1000way is None else pct(right_1000way),   # A/R: n_scored == n
     )

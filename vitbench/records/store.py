@@ -132,7 +132,9 @@ class RecordStore:
                 elif rec.kind == "bench":
                     bench.append(rec)
             by_job: dict[tuple[str, str], list[EvalRecord]] = {}
-            for r in sorted(evals, key=lambda r: (order.get(r.precision, 99), r.precision)):
+            # fp32 first, and at one precision the plain record before +compile / +channels_last
+            for r in sorted(evals, key=lambda r: (order.get(r.precision, 99), r.precision, r.compile,
+                                                  r.channels_last)):
                 by_job.setdefault((r.checkpoint, r.dataset), []).append(r)
             by_ckpt: dict[str, list[BenchRecord]] = {}
             for b in bench:
@@ -162,7 +164,8 @@ class RecordStore:
         return [r for r in self.evals if r.status == "ok" and (dataset is None or r.dataset == dataset)]
 
     def evals_of(self, checkpoint: str, dataset: str) -> list[EvalRecord]:
-        """The checkpoint's records on a dataset, preferred precision (fp32) first."""
+        """The checkpoint's records on a dataset, preferred precision (fp32) first, the plain setting
+        before +compile / +channels_last."""
         return self._build()[3].get((checkpoint, dataset), [])
 
     def bench_of(self, checkpoint: str) -> list[BenchRecord]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from vitbench.bench import BenchOptions
 from vitbench.data.specs import DATASETS, expand_datasets, selectable_datasets
 from vitbench.eval.precision import check as check_precision
+from vitbench.records.schema import setting_name
 
 DEFAULT_BATCH = {"cuda": 256, "cpu": 32}
 DEFAULT_RESULTS, DEFAULT_REPORTS = Path("results"), Path("reports")
@@ -30,6 +31,8 @@ class RunConfig:
     data_overrides: tuple[tuple[str, str], ...] = ()   # (dataset, PATH | hf:ID) pairs from --data
     device: str = "cpu"                        # cpu | cuda | cuda:N
     precision: str = "fp32"                    # fp32 | amp_bf16 | amp_fp16 | bf16
+    compile: bool = False                      # evaluate each model torch.compile'd
+    channels_last: bool = False                # evaluate with channels-last weights and inputs
     batch_size: int | None = None              # eval batch; None: 256 on cuda, 32 on cpu
     workers: int = 0                           # DataLoader worker processes
     limit: int | None = None                   # first N images per dataset (smoke run)
@@ -47,6 +50,11 @@ class RunConfig:
     @property
     def device_type(self) -> str:
         return self.device.split(":", 1)[0]
+
+    @property
+    def setting(self) -> str:
+        """The evaluation's precision and backend, as its records are named: 'fp32', 'amp_bf16+compile'."""
+        return setting_name(self.precision, self.compile, self.channels_last)
 
     @property
     def eval_batch_size(self) -> int:

@@ -4,7 +4,11 @@
                                                    None: the 'ok' record stands (same data, same weights,
                                                    same limit)
     stats_current(record)                          counted with today's counting rules
-    bench_measured_here(record, device)            measured on this machine (device name and torch)
+    bench_measured_here(record, device, opts)      measured on this machine (device name and torch), with
+                                                   the options asked for (torch.compile, channels-last)
+
+An eval record is found by its path, which names its setting (`records.eval_path`): a compiled or
+channels-last job never finds the plain record, nor the other way round.
 """
 from __future__ import annotations
 
@@ -39,12 +43,16 @@ def stats_current(rec) -> bool:
     return rec is not None and rec.count_rules == COUNT_RULES
 
 
-def bench_measured_here(rec, device: str) -> bool:
+def bench_measured_here(rec, device: str, opts=None) -> bool:
     """Whether a throughput record exists and was measured on this machine (same device name and torch
-    version): a record copied from another machine is not this one's speed."""
+    version): a record copied from another machine is not this one's speed. With `opts`
+    (bench.BenchOptions), also with its torch.compile and channels-last: `run --compile` times the
+    compiled model even where an eager timing stands."""
     import torch
 
     from vitbench.records import device_name
 
     prov = rec.provenance if rec is not None else None
+    if opts is not None and rec is not None and (rec.compile, rec.channels_last) != (opts.compile, opts.channels_last):
+        return False
     return prov is not None and (prov.device_name, prov.torch_version) == (device_name(device), torch.__version__)

@@ -12,6 +12,12 @@ it, and leaves no record (that is a fact about this machine, not a measurement).
 go to the engine (`vitbench.eval.engine`), which decodes each image once per preprocessing key and
 feeds every checkpoint of that key; each job still gets its own record. Every record is written
 atomically under the results folder's lock; under torchrun rank 0 alone writes.
+
+A job is a checkpoint on a dataset at a setting: the precision with any +compile / +channels_last
+(`RunConfig.setting`); the record is named by the setting (`records.eval_path`), so records of one
+checkpoint at several settings live side by side and the resume rule finds each by its path. A record
+gets its expected calibration error (`ece`) once, when it is made; A and R also their 1000-way top-1.
+After the records: the CSVs, the per-class accuracy files (`run.outputs`) and the reports.
 """
 from __future__ import annotations
 
@@ -30,7 +36,16 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from vitbench.eval import distributed
 from vitbench.eval.distributed import World
-from vitbench.records import EvalRecord, Reason, RecordStore, bench_path, eval_path, provenance, same_but_when
+from vitbench.records import (
+    EvalRecord,
+    Reason,
+    RecordStore,
+    bench_path,
+    eval_path,
+    provenance,
+    same_but_when,
+    setting_name,
+)
 from vitbench.records.io import stats_path
 from vitbench.run import resume
 from vitbench.run.config import RunConfig, RunConfigError
@@ -46,7 +61,14 @@ class Job:
     checkpoint: str
     dataset: str
     precision: str
-    record: Path       # where its EvalRecord goes
+    record: Path                   # where its EvalRecord goes (named by `setting`)
+    compile: bool = False          # evaluated torch.compile'd
+    channels_last: bool = False    # evaluated with channels-last weights and inputs
+
+    @property
+    def setting(self) -> str:
+        """'fp32', 'amp_bf16+compile', ...: the record's file name and its label in messages."""
+        return setting_name(self.precision, self.compile, self.channels_last)
 
 
 class CheckpointSource:
@@ -168,6 +190,7 @@ class Run:
         ck = get_checkpoint(job.checkpoint) if is_registered(job.checkpoint) else None
         kw.setdefault("provenance", provenance(self.world.device, self.world.world_size))
         return EvalRecord(checkpoint=job.checkpoint, dataset=job.dataset, precision=job.precision,
+                          compile=job.compile, channels_last=job.channels_last,
                           architecture=ck.architecture if ck else None, img_size=ck.img_size if ck else None,
                           batch_size=self.cfg.eval_batch_size, limit=self.cfg.limit, **kw)
 
@@ -197,7 +220,7 @@ class Run:
 
         cfg = self.cfg
         path = bench_path(cfg.results_dir, name, cfg.precision, cfg.device_type)
-        if resume.bench_measured_here(self.store.get(path), cfg.device) and not cfg.force:
+        if resume.bench_measured_here(self.store.get(path), cfg.device, cfg.bench) and not cfg.force:
             self.benched[name] = "skipped"
             return
         ckpt = get_checkpoint(name)
@@ -240,9 +263,10 @@ class Run:
     # ------------------------------------------------------------------ evaluation
 
     def plan(self) -> list[Job]:
-        """One job per checkpoint x dataset (r and a expanded to their clean baseline first)."""
+        """One job per checkpoint x dataset (r and a expanded to their clean baseline first), at the
+        run's setting, each record named by it."""
         cfg = self.cfg
-        return [Job(c, d, cfg.precision, eval_path(cfg.results_dir, d, c, cfg.precision))
+        return [Job(c, d, cfg.precision, eval_path(cfg.results_dir, d, c, cfg.setting), cfg.compile, cfg.channels_last)
                 for c in cfg.own_checkpoints for d in cfg.all_datasets]
 
     def _open(self, dataset: str):
@@ -294,7 +318,7 @@ class Run:
             self.summary.skipped.append(f"{job.checkpoint} {job.dataset}")
             return None
         if old is not None and old.status == "ok":
-            log.info("rerun %s %s %s: %s", job.checkpoint, job.dataset, job.precision, why)
+            log.info("rerun %s %s %s: %s", job.checkpoint, job.dataset, job.setting, why)
         return EngineJob(job, source, ds)
 
     def not_run(self, job: Job, reasons: list[Reason]) -> None:
@@ -309,7 +333,7 @@ class Run:
     def failed(self, job: Job, error: str, tb: str | None = None) -> None:
         """A 'failed' record, unless an 'ok' one is there (a --force rerun that fails keeps the old
         numbers) or the record on disk already says the same (a rerun changes no file)."""
-        self.summary.failed.append((f"{job.checkpoint} {job.dataset} {job.precision}", error))
+        self.summary.failed.append((f"{job.checkpoint} {job.dataset} {job.setting}", error))
         log.error("failed %s %s: %s", job.checkpoint, job.dataset, error)
         if tb:
             log.debug(tb)
@@ -326,7 +350,7 @@ class Run:
     def succeeded(self, job: Job, outcome) -> None:
         """The job's record and its predictions parquet, from the engine's result."""
         from vitbench.eval.predictions import write_predictions
-        from vitbench.eval.scoring import EvalSpec
+        from vitbench.eval.scoring import EvalSpec, top1_confidence
 
         ds, result, model = outcome.job.dataset, outcome.result, outcome.model
         data_config = model.data_config
@@ -342,10 +366,11 @@ class Run:
             n_images=result.n, n_expected=ds.n_expected, n_scored=result.n_scored, complete=complete,
             skipped_files=list(result.skipped_files), top1=_pct(result.top1), top5=_pct(result.top5),
             top1_ci=tuple(_pct(x) for x in result.top1_ci), top5_ci=tuple(_pct(x) for x in result.top5_ci),
+            top1_1000way=_pct(result.top1_1000way), ece=_ece(*top1_confidence(result.predictions, spec.label_sets)),
             predictions_file=pred_path.name, wall_time_s=round(result.wall_time_s, 3),
             images_per_sec=round(result.images_per_sec, 2))
         self.write(job.record, rec)
-        self.summary.done.append(f"{job.checkpoint} {job.dataset} {job.precision}")
+        self.summary.done.append(f"{job.checkpoint} {job.dataset} {job.setting}")
         log.debug("done %s %s: top1 %s top5 %s (%d images scored of %d, %.1f img/s)", job.checkpoint,
                   job.dataset, rec.top1, rec.top5, rec.n_scored, rec.n_images, rec.images_per_sec)
 
@@ -369,7 +394,8 @@ class Run:
         bar.update(sum(rj is None for rj in ready))               # skipped, not run or failed
         budget = int(cfg.pass_memory_gb * 2**30) if cfg.pass_memory_gb else None
         engine = Engine(PassSettings(precision=cfg.precision, batch_size=cfg.eval_batch_size,
-                                     workers=cfg.workers, world=self.world, budget=budget))
+                                     workers=cfg.workers, world=self.world, budget=budget,
+                                     compile=cfg.compile, channels_last=cfg.channels_last))
         try:
             for outcome in engine.run([rj for rj in ready if rj is not None]):
                 if outcome.error is None:
@@ -388,12 +414,15 @@ class Run:
     # ------------------------------------------------------------------ outputs
 
     def write_outputs(self) -> None:
-        """CSVs (and the reports) from the store, re-read for what other processes wrote meanwhile."""
+        """CSVs, per-class accuracy files (and the reports) from the store, re-read for what other
+        processes wrote meanwhile."""
         from vitbench import report
+        from vitbench.run.outputs import write_per_class
 
         with distributed.results_lock(self.cfg.results_dir):
             self.store.refresh()
-            steps = [("CSVs", lambda: report.write_csvs(self.store))]
+            steps = [("CSVs", lambda: report.write_csvs(self.store)),
+                     ("per-class CSVs", lambda: write_per_class(self.store))]
             if self.cfg.report:
                 steps.append(("reports", lambda: report.render_reports(self.store, self.cfg.reports)))
             for what, step in steps:
@@ -411,7 +440,7 @@ class Run:
         jobs = len(cfg.own_checkpoints) * len(cfg.all_datasets)
         t0 = time.perf_counter()
         log.info("%d checkpoint(s) x %d dataset(s) = %d job(s) on %s, %s; results in %s%s",
-                 len(cfg.own_checkpoints), len(cfg.all_datasets), jobs, world.device, cfg.precision,
+                 len(cfg.own_checkpoints), len(cfg.all_datasets), jobs, world.device, cfg.setting,
                  cfg.results_dir, f"; rank {world.rank} of {world.world_size}" if world.distributed else "")
         with _sigterm_as_interrupt(), _progress(jobs) as bar, logging_redirect_tqdm():
             self.measure(bar)
@@ -430,6 +459,14 @@ class Run:
 
 def _pct(x: float) -> float | None:
     return None if x is None or math.isnan(x) else round(float(x), _ROUND)
+
+
+def _ece(top1_prob, correct) -> float | None:
+    """Expected calibration error of the top-1 confidence (15 bins, L1), a fraction to 4 decimals;
+    None with no scored image."""
+    from vitbench.analysis.calibration import N_BINS, ece
+
+    return round(ece(top1_prob, correct, N_BINS), _ROUND) if len(top1_prob) else None
 
 
 def _progress(total: int):
