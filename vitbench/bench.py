@@ -252,6 +252,9 @@ def measure(name: str, device: str = "cpu", precision: str = "fp32", opts: Bench
     img = ckpt.img_size
 
     def timed(bs: int) -> Timing:
+        if opts.compile:        # the first call at a shape compiles: never a sample (nor the budget's probe)
+            with torch.inference_mode(), autocast(dev, precision):
+                model(torch.zeros(bs, 3, img, img, device=dev, dtype=input_dtype(precision)))
         return time_model(model, bs, img, dev, precision, opts.channels_last, s)
 
     on_oom = empty_cuda_cache if dev.type == "cuda" else None

@@ -271,7 +271,7 @@ def _base_frame(store: "RecordStore", dataset: str) -> pd.DataFrame:
             "top1_ci_low": _r(ci[0], 3),
             "top1_ci_high": _r(ci[1], 3),
             "complete": bool(rec.complete),
-            "precision": rec.precision,
+            "precision": rec.setting,          # fp32, amp_bf16+compile, ...: one row per setting
             "published_top1": published,
             # a subset is not compared with a full-set figure (EvalRecord.comparable_to_published)
             "published_delta": _r(top1 - published, 3)
