@@ -54,3 +54,19 @@ def dummy(monkeypatch, tmp_path):
                   str(wdir / f"{name}.safetensors"))
     state.update(weights_dir=wdir, built=built)
     return state
+
+
+@pytest.fixture
+def user_registry(monkeypatch, tmp_path):
+    """The test registers its own user checkpoints (catalog.user) and forgets them after; an empty
+    offline HF cache in tmp_path/hf; the report facts cached about earlier ones forgotten."""
+    from vitbench.catalog import registry
+    from vitbench.report.facts import facts
+
+    monkeypatch.setattr(registry, "_USER", {})
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("VITBENCH_CATALOG", raising=False)
+    facts.cache_clear()
+    yield
+    facts.cache_clear()

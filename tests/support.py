@@ -264,6 +264,21 @@ def golden_state_dict_from_manifest(entries) -> dict[str, torch.Tensor]:
     return {k: golden_tensor(k, shape) for k, shape, dtype in entries if "float" in dtype}
 
 
+def hf_golden_folder(folder: Path, case: str) -> Path:
+    """The golden transformers checkpoint `case` (golden/hf/<case>/) as the Hub holds it: its config
+    files, and its golden weights under transformers' keys in model.safetensors."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in ("config.json", "preprocessor_config.json"):
+        shutil.copy(GOLDEN / "hf" / case / f, folder / f)
+    entries = json.loads((GOLDEN / "hf" / case / "manifest.json").read_text())["state_dict"]
+    save_file(golden_state_dict_from_manifest(entries), str(folder / "model.safetensors"))
+    return folder
+
+
 def golden_input(input_size) -> torch.Tensor:
     _, h, w = input_size
     return torch.randn((2, 3, h, w), generator=torch.Generator().manual_seed(1234), dtype=torch.float32)

@@ -283,6 +283,8 @@ def count_stats(model_or_name) -> Stats:
     name = str(model_or_name)
     if is_registered(name):
         cfg = get_checkpoint(name)
+        if cfg.lineage == "user":          # its own model_args or config.json: counted as the name builds it
+            return _count_architecture(name, cfg.img_size, None)
         return _count_architecture(cfg.architecture, cfg.img_size, cfg.num_classes)
     from vitbench.models import create_model
 

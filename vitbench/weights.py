@@ -50,6 +50,9 @@ class WeightsInfo:
     path: str | None               # resolved file (or transformers folder)
     sha256: str | None             # of the weight file
     entry: str | None = None       # the entry of a training checkpoint that was loaded ('state_dict_ema', ...)
+    repo: str | None = None        # the Hub repo of weights from the HF cache or the Hub (None: a local path)
+    revision: str | None = None    # that repo's commit sha (its HF cache snapshot)
+    files: dict[str, str] | None = None   # sha256 of config.json / preprocessor_config.json read with them
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -76,7 +79,21 @@ class ResolvedWeights:
         return file_sha256(self.file)
 
     def info(self, entry: str | None = None) -> WeightsInfo:
-        return WeightsInfo(source=self.source, path=str(self.path), sha256=self.sha256(), entry=entry)
+        repo, revision = hub_snapshot(self.path)
+        folder = self.path if self.path.is_dir() else self.path.parent if repo else None
+        files = {f: file_sha256(folder / f) for f in HUB_CONFIG_FILES if folder and (folder / f).is_file()}
+        return WeightsInfo(source=self.source, path=str(self.path), sha256=self.sha256(), entry=entry,
+                           repo=repo, revision=revision, files=files or None)
+
+
+def hub_snapshot(path: Path) -> tuple[str | None, str | None]:
+    """(repo, revision) of a path inside an HF cache snapshot (`models--ORG--NAME/snapshots/<sha>/...`),
+    else (None, None)."""
+    parts = Path(path).parts
+    for i in range(1, len(parts) - 1):
+        if parts[i] == "snapshots" and parts[i - 1].startswith("models--"):
+            return parts[i - 1][len("models--"):].replace("--", "/"), parts[i + 1]
+    return None, None
 
 
 _SHA_CACHE: dict[str, str] = {}

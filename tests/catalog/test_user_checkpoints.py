@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from support import make_wnid_folders, write_image
+from support import hf_golden_folder, make_wnid_folders, write_image
 from vitbench import cli
 from vitbench.catalog import imagenet_synsets
 from vitbench.records import eval_path, read_record
@@ -20,15 +20,7 @@ ZOO = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
-@pytest.fixture(autouse=True)
-def clean_registry(monkeypatch, tmp_path):
-    """Each test registers its own user checkpoints; an empty offline HF cache in tmp_path."""
-    from vitbench.catalog import registry
-
-    monkeypatch.setattr(registry, "_USER", {})
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("VITBENCH_CATALOG", raising=False)
+pytestmark = pytest.mark.usefixtures("user_registry")     # conftest: user checkpoints of this test only
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +129,92 @@ def test_an_hf_hub_repo_from_an_offline_cache_evaluates(tmp_path, tiny_state):
     rec = read_record(eval_path(tmp_path / "results", "imagenet", "hf-hub:someone/my-vit", "fp32"))
     assert rec.status == "ok" and rec.data_config["crop_pct"] == 0.875
     assert rec.weights.source == "hf-cache" and SHA in rec.weights.path          # the revision read
+
+
+# ---------------------------------------------------------------------------- transformers format
+
+def _hf_cache_repo(tmp_path: Path, repo: str, case: str) -> Path:
+    """An offline HF cache holding golden checkpoint `case` as Hub repo `repo` (refs/main -> SHA)."""
+    root = tmp_path / "hf" / f"models--{repo.replace('/', '--')}"
+    hf_golden_folder(root / "snapshots" / SHA, case)
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text(SHA)
+    return root / "snapshots" / SHA
+
+
+def test_a_transformers_local_dir_registers_from_its_config_and_evaluates(tmp_path):
+    """ViT's golden folder (depth 2): the nearest registered architecture and how it differs, the data
+    config its ViTImageProcessor gives, its head from id2label; evaluated from the CLI, its model
+    built from its own config.json, the record naming the config files' hashes."""
+    _data(tmp_path)
+    folder = hf_golden_folder(tmp_path / "my-hf-vit", "vit-base-patch16-224")
+    name = f"local-dir:{folder}"
+    from vitbench.models import resolve_checkpoint
+
+    cfg = resolve_checkpoint(name)
+    assert (cfg.weights_format, cfg.library_name, cfg.architecture) == ("transformers", "transformers",
+                                                                          "vit_base_patch16_224")
+    assert cfg.extra["differs_from_architecture"] == {"depth": 2} and cfg.num_classes == 1000
+    assert (cfg.crop_mode, cfg.extra["resize_size"], cfg.interpolation) == ("hf_resize", (224, 224), "bilinear")
+    assert _run(tmp_path, name) == 0
+    rec = read_record(eval_path(tmp_path / "results", "imagenet", name, "fp32"))
+    assert rec.status == "ok" and rec.data_config["crop_mode"] == "hf_resize" and rec.weights.path == str(folder)
+    assert rec.weights.files == {f: _sha(folder / f) for f in ("config.json", "preprocessor_config.json")}
+    assert rec.weights.repo is None and rec.weights.sha256 == _sha(folder / "model.safetensors")
+    import vitbench
+
+    assert len(vitbench.create_model(name).blocks) == 2              # no weights: still its own config's depth
+    assert vitbench.count_stats(name).param_count == sum(
+        p.numel() for p in vitbench.create_model(name).parameters())
+
+
+def test_a_transformers_hf_hub_repo_from_an_offline_cache_evaluates(tmp_path):
+    """A distilled DeiT repo in the HF cache (offline): the resolved repo and revision in the record."""
+    _data(tmp_path)
+    snapshot = _hf_cache_repo(tmp_path, "someone/my-deit", "deit-base-distilled-patch16-224")
+    name = "hf-hub:someone/my-deit"
+    assert _run(tmp_path, name) == 0
+    rec = read_record(eval_path(tmp_path / "results", "imagenet", name, "fp32"))
+    assert rec.status == "ok" and rec.data_config["resize_size"] == [256, 256]
+    assert (rec.weights.source, rec.weights.repo, rec.weights.revision) == ("hf-cache", "someone/my-deit", SHA)
+    assert rec.weights.files["preprocessor_config.json"] == _sha(snapshot / "preprocessor_config.json")
+    from vitbench.catalog.registry import get_checkpoint
+
+    cfg = get_checkpoint(name)
+    assert cfg.architecture == "deit_base_distilled_patch16_224" and cfg.extra["transformers_class"] == \
+        "DeiTForImageClassificationWithTeacher"
+
+
+def test_a_catalog_entry_from_a_transformers_folder(tmp_path):
+    """`from: local-dir:` of a transformers folder, with the entry's own name, family and claim."""
+    hf_golden_folder(tmp_path / "dino", "dinov2-small-imagenet1k-1-layer")
+    catalog = tmp_path / "mine.yaml"
+    catalog.write_text("checkpoints:\n  - name: my_dino.ft\n    from: local-dir:dino\n"
+                       "    claimed: {imagenet: 70.1}\n    family: Dinos\n    license: mit\n")
+    from vitbench.catalog.registry import get_checkpoint
+    from vitbench.models import register_catalog
+
+    assert register_catalog(catalog) == ["my_dino.ft"]
+    cfg = get_checkpoint("my_dino.ft")
+    assert (cfg.weights_format, cfg.family, cfg.license, cfg.claimed) == ("transformers", "Dinos", "mit",
+                                                                           (("imagenet", 70.1),))
+    assert cfg.weights == str(tmp_path / "dino") and cfg.extra["differs_from_architecture"]["patch_size"] == 14
+
+
+def test_a_transformers_config_vitbench_cannot_build_is_one_line(tmp_path, capsys):
+    folder = tmp_path / "swin"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "swin", "architectures": ["SwinForImageClassification"]}))
+    assert cli.main(["run", f"local-dir:{folder}", "--results-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder / 'config.json'}: model_type 'swin' (SwinForImageClassification) is not supported" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ---------------------------------------------------------------------------- bad input: one line, no record

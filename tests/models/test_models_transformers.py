@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from support import GOLDEN, golden_input, golden_state_dict_from_manifest, golden_tensor
+from support import GOLDEN, golden_input, golden_state_dict_from_manifest, golden_tensor, hf_golden_folder
 from vitbench.data.config import DataConfig
 from vitbench.data.transforms import create_crop_transform, normalize_batch
 from vitbench.eval.engine import crop_key
@@ -61,12 +61,7 @@ def write_folder(path, config: dict, preprocessor: dict | None, state_dict: dict
 
 def golden_folder(tmp_path, case: str):
     """The golden checkpoint `case`: its config files, and its golden weights under transformers' keys."""
-    folder = tmp_path / case
-    folder.mkdir()
-    for f in ("config.json", "preprocessor_config.json"):
-        shutil.copy(HF / case / f, folder / f)
-    save_file(golden_state_dict_from_manifest(manifest(case)["state_dict"]), str(folder / "model.safetensors"))
-    return folder
+    return hf_golden_folder(tmp_path / case, case)
 
 
 def real_pixels(data_config: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:

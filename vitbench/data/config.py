@@ -49,6 +49,8 @@ class DataConfig:
             interpolation=cfg.interpolation,
             mean=tuple(cfg.mean),
             std=tuple(cfg.std),
+            # a transformers processor's resize target (a user's transformers folder registers it)
+            resize_size=tuple(cfg.extra["resize_size"]) if cfg.extra.get("resize_size") else None,
         )
 
     @classmethod

@@ -41,7 +41,11 @@ from vitbench.models._builder import (
     model_family,
     register_family,
 )
-from vitbench.models.transformers_format import create_from_transformers_folder
+from vitbench.models.transformers_format import (
+    build_from_transformers_folder,
+    checkpoint_facts,
+    create_from_transformers_folder,
+)
 
 
 def create_model(name: str, pretrained: bool = False, weights: str | Path | None = None,
@@ -84,6 +88,9 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
     resolved = _resolve_transformers(name, cfg, pretrained, weights, weights_dir)
     if resolved is not None:
         return _create_from_transformers(name, cfg, resolved, num_classes, **kwargs)
+    if cfg is not None and cfg.extra.get("config_dir") and not (pretrained or weights is not None):
+        # a transformers folder the user brought: its own config.json, not the nearest architecture's
+        return build_from_transformers_folder(cfg.extra["config_dir"], num_classes, cfg, **kwargs)
     arch = cfg.architecture if cfg else name
     model_family(arch)                    # an unknown name: UnknownModelError with suggestions
     if num_classes is None and cfg is not None:
@@ -113,7 +120,7 @@ def user_context():
             raise CatalogError(str(e)) from None
 
     return Context(architectures=list_architectures(), img_size=lambda a: arch_spec(a).img_size,
-                   datasets=tuple(DATASETS), fetch=fetch)
+                   datasets=tuple(DATASETS), fetch=fetch, read_transformers=checkpoint_facts)
 
 
 def register_catalog(path: str | Path) -> list[str]:

@@ -7,6 +7,8 @@ keys are remapped) it uses, and the family's function from config.json to constr
 sizes are the config's own (no architecture is looked up by name), so a custom width or depth builds.
 
     create_from_transformers_folder(folder) -> model with .data_config, .id2label, .weights_info
+    checkpoint_facts(folder) -> what the catalog registers for it (a user's `local-dir:`/`hf-hub:` folder):
+                                the nearest registered architecture, data config, head, class
 
 The data config is what the folder's image processor does (DataConfig.from_preprocessor_config).
 """
@@ -24,7 +26,8 @@ from vitbench.models import beit, deit, vision_transformer, vision_transformer_h
 from vitbench.models._builder import ModelFamily
 
 __all__ = ["TransformersFormat", "FORMATS", "read_config", "build_from_transformers_config",
-           "create_from_transformers_folder"]
+           "build_from_transformers_folder", "create_from_transformers_folder", "checkpoint_facts",
+           "nearest_architecture"]
 
 
 @dataclass(frozen=True)
@@ -105,32 +108,91 @@ def build_from_transformers_config(config: dict, fmt: TransformersFormat, data_c
     return model
 
 
+def folder_data_config(folder: str | Path, fmt: TransformersFormat, cfg=None) -> DataConfig:
+    """A folder's data config: its preprocessor_config.json by the image processor's rules; without
+    one, cfg's (a registered checkpoint), else the defaults of the format's image processor."""
+    preprocessor = Path(folder) / "preprocessor_config.json"
+    if preprocessor.is_file():
+        return DataConfig.from_preprocessor_config(preprocessor)
+    if cfg is not None:
+        return DataConfig.from_checkpoint(cfg)
+    return DataConfig.from_image_processor({"image_processor_type": fmt.processor}, where=str(preprocessor))
+
+
+def build_from_transformers_folder(folder: str | Path, num_classes: int | None = None, cfg=None,
+                                   **overrides) -> nn.Module:
+    """The classifier of a transformers-format folder, without its weights (random init): what
+    `create_from_transformers_folder` loads into, and what counting and timing build."""
+    folder = Path(folder).expanduser()
+    config, fmt, cls = read_config(folder)
+    config = {**config, "architectures": [cls]}
+    model = build_from_transformers_config(config, fmt, folder_data_config(folder, fmt, cfg), num_classes, cfg,
+                                           where=str(folder / "config.json"), **overrides)
+    if config.get("id2label"):
+        model.id2label = {int(k): v for k, v in config["id2label"].items()}
+    model.transformers_class = cls
+    return model
+
+
 def create_from_transformers_folder(folder: str | Path, num_classes: int | None = None, cfg=None,
                                     source: str = "file", **overrides) -> nn.Module:
     """Build the classifier of a transformers-format folder and load its weights strictly.
 
     The model carries `data_config` (from preprocessor_config.json; without one, cfg's, else the
     defaults of the format's image processor), `id2label` (config.json's, keys as ints),
-    `transformers_class` and `weights_info` (source, folder, sha256 of the weight file).
+    `transformers_class` and `weights_info` (source, folder, sha256 of the weight file and of the
+    config files, the Hub repo and revision of a folder in the HF cache).
     num_classes / overrides: as for `build_from_transformers_config`.
     """
-    from vitbench.weights import WeightsInfo, file_sha256, load_weights
+    from vitbench.weights import ResolvedWeights, load_weights
 
     folder = Path(folder).expanduser()
-    config, fmt, cls = read_config(folder)
-    preprocessor = folder / "preprocessor_config.json"
-    if preprocessor.is_file():
-        data_config = DataConfig.from_preprocessor_config(preprocessor)
-    elif cfg is not None:
-        data_config = DataConfig.from_checkpoint(cfg)
-    else:
-        data_config = DataConfig.from_image_processor({"image_processor_type": fmt.processor}, where=str(preprocessor))
-    config = {**config, "architectures": [cls]}
-    model = build_from_transformers_config(config, fmt, data_config, num_classes, cfg,
-                                           where=str(folder / "config.json"), **overrides)
-    if config.get("id2label"):
-        model.id2label = {int(k): v for k, v in config["id2label"].items()}
-    model.transformers_class = cls
-    file = load_weights(model, folder)
-    model.weights_info = WeightsInfo(source=source, path=str(folder), sha256=file_sha256(file))
+    model = build_from_transformers_folder(folder, num_classes, cfg, **overrides)
+    load_weights(model, folder)
+    model.weights_info = ResolvedWeights(folder, source).info()
     return model
+
+
+# ------------------------------------------------------------------------------- as a catalog checkpoint
+
+# the constructor arguments that make two models the same architecture (the rest: eps, activation, head)
+STRUCTURE = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size", "img_size")
+_NOT_SETTINGS = set(STRUCTURE) | {"num_classes", "norm_eps", "act_layer"}
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and abs(float(a) - float(b)) < 1e-6
+    return a == b
+
+
+def nearest_architecture(fmt: TransformersFormat, kwargs: dict) -> tuple[str, dict]:
+    """The registered architecture of the format's family closest to constructor arguments `kwargs`,
+    and the structural arguments (`STRUCTURE`) in which `kwargs` differ from it ({} when it is exactly
+    that architecture). Closest: fewest structural differences, then fewest differing settings (a
+    setting of the architecture the config does not state counts as one), then name order."""
+    def score(arch: str) -> tuple:
+        spec = fmt.family.archs[arch].kwargs()
+        differs = sum(not _same(spec.get(k), kwargs.get(k)) for k in STRUCTURE)
+        settings = sum(k not in kwargs or not _same(spec[k], kwargs[k]) for k in spec if k not in _NOT_SETTINGS)
+        return differs, settings, arch
+
+    arch = min(fmt.family.archs, key=score)
+    spec = fmt.family.archs[arch].kwargs()
+    return arch, {k: kwargs.get(k) for k in STRUCTURE if not _same(spec.get(k), kwargs.get(k))}
+
+
+def checkpoint_facts(folder: str | Path) -> dict:
+    """What registering a transformers-format folder as a checkpoint needs (the catalog reads it through
+    `catalog.user.Context.read_transformers`): the nearest registered architecture and how the config
+    differs from it, the data config its image processor gives, the head width (id2label), the
+    transformers class. A config this module does not build: a one-line ValueError naming the file."""
+    folder = Path(folder).expanduser()
+    config, fmt, cls = read_config(folder)
+    data_config = folder_data_config(folder, fmt)
+    kwargs = fmt.config_to_kwargs({**config, "architectures": [cls]})
+    if fmt.sized_by_processor:
+        kwargs["img_size"] = data_config.img_size
+    arch, differs = nearest_architecture(fmt, kwargs)
+    return {**data_config.to_dict(), "architecture": arch, "num_classes": kwargs["num_classes"],
+            "transformers_class": cls, "differs_from_architecture": differs}

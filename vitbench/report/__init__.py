@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vitbench.catalog.registry import get_checkpoint, list_models, safe_name
 from vitbench.records import RecordStore, atomic_write_text
+from vitbench.report import user
 from vitbench.report.comparison import comparison_view
 from vitbench.report.csv import write_benchmark_csvs, write_csvs, write_results_csvs
 from vitbench.report.html import write_html
@@ -52,6 +53,7 @@ def render_reports(store_or_results_dir: RecordStore | Path | str, out_dir: Path
         atomic_write_text(path, cards[name])
         written.append(path)
     plot_list, plot_notes = draw_plots(store, out_dir / "plots")
+    plot_list += user.draw_series_plots(store, names, out_dir / "plots")      # your training runs
     written += [out_dir / p["file"] for p in plot_list]
     view = comparison_view(store, names, plot_list, plot_notes)
     atomic_write_text(out_dir / "comparison.md", render_comparison(view, env))

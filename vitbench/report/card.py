@@ -13,6 +13,7 @@ from vitbench.catalog import published_benchmarks
 from vitbench.catalog.registry import CheckpointCfg, FamilyCfg, get_checkpoint, get_family, list_models
 from vitbench.data.specs import DATASETS, published_top1, selectable_datasets
 from vitbench.records import EvalRecord, RecordStore, StatsRecord
+from vitbench.report import user
 from vitbench.report.facts import hub_url
 from vitbench.report.fmt import ci_text, count_text, fmt, fmt_signed, top1_cell
 from vitbench.report.tables import NOT_MEASURED, Cell, Row, Table, published_verdict, text_columns, text_table
@@ -44,20 +45,21 @@ def size_table_view(family: FamilyCfg) -> dict | None:
 
 
 @functools.cache
-def _catalog_groups() -> tuple[dict[str, int], dict[str, set[str]], dict[str, set[str]]]:
-    """Catalog position of each checkpoint, and the checkpoints of each family and of each size word."""
+def _catalog_groups(names: tuple[tuple[str, str], ...]) -> tuple[dict[str, int], dict[str, set[str]], dict[str, set[str]]]:
+    """Catalog position of each checkpoint, and the checkpoints of each family and of each size word
+    (keyed on the registered (name, family) pairs: user checkpoints register at run time)."""
     position, by_family, by_size = {}, {}, {}
-    for i, name in enumerate(list_models()):
+    for i, (name, family) in enumerate(names):
         cfg = get_checkpoint(name)
         position[name] = i
-        by_family.setdefault(cfg.family, set()).add(name)
+        by_family.setdefault(family, set()).add(name)
         by_size.setdefault(size_word(cfg), set()).add(name)
     return position, by_family, by_size
 
 
 def related(cfg: CheckpointCfg) -> list[str]:
     """Checkpoints for a card's comparison table: same catalog family, or same size word; catalog order."""
-    position, by_family, by_size = _catalog_groups()
+    position, by_family, by_size = _catalog_groups(tuple((n, get_checkpoint(n).family) for n in list_models()))
     return sorted(by_family[cfg.family] | by_size[size_word(cfg)], key=position.__getitem__)
 
 
@@ -236,4 +238,5 @@ def card_view(cfg: CheckpointCfg, store: RecordStore) -> dict:
         "evaluation": evaluation_view(cfg, store),
         "throughput": throughput_view(cfg, store),
         "citations": [p.bibtex.strip() for p in cfg.citations],
+        "user": user.card_view(cfg, store),          # a checkpoint the user brought: report.user's sections
     }

@@ -11,7 +11,7 @@ import os
 from vitbench.catalog.registry import list_models
 from vitbench.data.specs import DATASETS, published_top1, shift_datasets
 from vitbench.records import EvalRecord, RecordStore
-from vitbench.report import plots
+from vitbench.report import plots, user
 from vitbench.report.facts import by_family, checkpoint_row, facts, family_title
 from vitbench.report.fmt import (
     ci_text,
@@ -344,4 +344,5 @@ def comparison_view(store: RecordStore, names: list[str] | None = None, plot_lis
         "plots": list(plot_list),
         "plot_notes": list(plot_notes),
         "published": published_table_view(names),
+        "user": user.comparison_view(store, names, plot_list),     # your checkpoints, claims checked
     }

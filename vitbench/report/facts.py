@@ -14,8 +14,9 @@ __all__ = ["hub_url", "family_title", "facts", "by_family", "checkpoint_row", "F
 
 
 def hub_url(name: str) -> str | None:
-    """The checkpoint's Hub page (None for a name the registry does not know)."""
-    return HF_URL.format(get_checkpoint(name).hf_hub_id) if is_registered(name) else None
+    """The checkpoint's Hub page (None for a name the registry does not know, or one with no Hub repo)."""
+    return HF_URL.format(get_checkpoint(name).hf_hub_id) if is_registered(name) and get_checkpoint(name).hf_hub_id \
+        else None
 
 
 def family_title(name: str) -> str:

@@ -38,7 +38,9 @@ def md_rows(table: Table) -> dict:
 
 def render_card(cfg: CheckpointCfg, store: RecordStore, env: jinja2.Environment) -> str:
     """A checkpoint's model card (timm's layout; a transformers-format checkpoint gets the HF one)."""
-    template = "model_card_hf.md.j2" if cfg.library_name == "transformers" else "model_card.md.j2"
+    # a user's transformers folder has no family card text: timm's layout, which says what it is
+    hf = cfg.library_name == "transformers" and cfg.lineage != "user"
+    template = "model_card_hf.md.j2" if hf else "model_card.md.j2"
     if template == "model_card_hf.md.j2" and get_family(cfg.family).card_text is None:
         raise ValueError(f"catalog: family {cfg.family!r} has no `card_text`, which the transformers-style "
                          f"card of {cfg.name!r} needs (heading, short_name, about)")

@@ -8,8 +8,9 @@ the cell says, counted and styled by the renderers) apart, so a number is decide
 Python, and neither renderer parses text back. The markdown renderer (report.markdown) and the HTML
 renderer (report.html) lay out the same Table.
 
-One function decides whether timm's published top-1 lies within the 95% interval of a measurement
-(`published_verdict`); both renderers show its answer through `verdict_cell`.
+One function decides whether a figure (timm's published top-1, or the top-1 a user checkpoint's
+author claims) lies within the 95% interval of a measurement (`published_verdict`); both renderers
+show its answer through `verdict_cell`.
 """
 from __future__ import annotations
 
@@ -76,34 +77,38 @@ def text_table(labels: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
     return Table(text_columns(labels), tuple(Row(tuple(Cell(str(t)) for t in r)) for r in rows))
 
 
-# ---------------------------------------------------------------------------- published within the interval?
+# ---------------------------------------------------------------------------- a figure within the interval?
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether timm's published top-1 lies within the 95% interval of a measurement."""
-    kind: str                      # 'within' | 'outside' | 'subset' | 'no interval' | 'no published'
-    delta: float | None = None     # measured minus published; None when not compared
+    """Whether a reference top-1 (timm's published figure, or the figure a user checkpoint's author
+    claims) lies within the 95% interval of a measurement."""
+    kind: str                      # 'within' | 'outside' | 'subset' | 'no interval' | 'no published' (no figure)
+    delta: float | None = None     # measured minus the figure; None when not compared
+    label: str = "published"       # what the figure is, as the verdict's text names it: 'published', 'claimed'
 
 
-def published_verdict(rec: EvalRecord, published: float | None) -> Verdict:
-    """The one answer to "is the published figure within the measurement's 95% interval?". A record
-    of part of a dataset ('subset') is not compared with a full-set figure: no delta, no flag."""
-    if published is None:
-        return Verdict("no published")
+def published_verdict(rec: EvalRecord, figure: float | None, label: str = "published") -> Verdict:
+    """The one answer to "is the figure within the measurement's 95% interval?", for timm's published
+    top-1 and for the top-1 an author claims (`label` 'claimed'). A record of part of a dataset
+    ('subset') is not compared with a full-set figure: no delta, no flag."""
+    if figure is None:
+        return Verdict("no published", label=label)
     if not rec.comparable_to_published:
-        return Verdict("subset")
-    delta = rec.top1 - published
+        return Verdict("subset", label=label)
+    delta = rec.top1 - figure
     lo, hi = rec.top1_ci if rec.top1_ci else (math.nan, math.nan)
     if math.isnan(lo) or math.isnan(hi):
-        return Verdict("no interval", delta)
-    return Verdict("within" if lo <= published <= hi else "outside", delta)
+        return Verdict("no interval", delta, label)
+    return Verdict("within" if lo <= figure <= hi else "outside", delta, label)
 
 
 _VERDICT_TEXT = {"within": "within", "outside": "**outside 95% CI**", "no interval": "no interval recorded",
-                 "no published": "no published figure"}
+                 "no published": "no {label} figure"}
 
 
 def verdict_cell(verdict: Verdict, rec: EvalRecord) -> Cell:
     if verdict.kind == "subset":
         return Cell(f"not compared: {rec.subset_label}", flag="subset")
-    return Cell(_VERDICT_TEXT[verdict.kind], flag="outside" if verdict.kind == "outside" else None)
+    return Cell(_VERDICT_TEXT[verdict.kind].format(label=verdict.label),
+                flag="outside" if verdict.kind == "outside" else None)
