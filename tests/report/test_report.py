@@ -217,7 +217,8 @@ def test_plots_written(rendered):
     assert pngs == sorted([
         "top1_vs_throughput_cuda_amp_bf16.png", "top1_vs_throughput_cpu_fp32.png", "top1_vs_gmacs.png", "top1_vs_params.png",
         "imagenet_vs_real.png", "imagenet_vs_v2.png", "imagenet_vs_sketch.png", "imagenet_vs_r.png",
-        "imagenet_vs_a.png", "throughput_vs_gmacs_cuda_amp_bf16.png", "throughput_vs_gmacs_cpu_fp32.png"])
+        "imagenet_vs_a.png", "throughput_vs_gmacs_cuda_amp_bf16.png", "throughput_vs_gmacs_cpu_fp32.png",
+        "effective_robustness.png"])
     for name in pngs:
         data = (out / "plots" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name

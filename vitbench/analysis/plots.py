@@ -32,6 +32,8 @@ PERCENT_TICKS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90,
 FAMILY_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
                   "#bcbd22", "#393b79", "#637939", "#843c39")
 CLOUD_OTHER, CLOUD_FIT, DIAGONAL = "#d9d9d9", "#9a9a9a", "#1f77b4"
+MARKERS = ("o", "s", "^", "D")       # a family's shape: a second one once FAMILY_COLOURS run out
+MAX_NUMBERED = 30                    # more checkpoints than this: only the measured ones are numbered
 SHIFT_TITLES = {"v2": "ImageNetV2 matched-frequency", "sketch": "ImageNet-Sketch", "r": "ImageNet-R",
                 "a": "ImageNet-A"}
 
@@ -114,10 +116,33 @@ def _numbers(ax, xy: list[tuple[float, float, str]]) -> None:
                     path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
 
 
-def _panel(ax, shift: str, cloud, baseline: Baseline, points: list[RobustnessPoint], number: dict[str, int],
-           colour: dict[str, str]) -> None:
-    """One shift set: cloud, baseline, y = x and the checkpoints (the shared key is drawn once, beside
-    the panels)."""
+@dataclass(frozen=True)
+class _Style:
+    """How the plot draws one family's points, and which checkpoints it numbers."""
+    colour: dict[str, str]         # family -> colour
+    marker: dict[str, str]         # family -> marker (a second shape once the colours run out)
+    number: dict[str, int]         # checkpoint -> its number in the key (only the numbered ones)
+    size: float                    # marker area (smaller when there are many points)
+    measured_only: bool            # many checkpoints: only the measured points carry their number
+
+
+def _style(points: Sequence[RobustnessPoint]) -> _Style:
+    """Colour and shape per family; numbers for every checkpoint when there are at most MAX_NUMBERED,
+    else for the measured ones when they are that few, else for none (the report's table lists them)."""
+    families = sorted({p.family for p in points})
+    names = sorted({p.checkpoint for p in points})
+    measured = sorted({p.checkpoint for p in points if p.measured})
+    numbered = names if len(names) <= MAX_NUMBERED else measured if len(measured) <= MAX_NUMBERED else []
+    n_col = len(FAMILY_COLOURS)
+    return _Style(colour={f: FAMILY_COLOURS[i % n_col] for i, f in enumerate(families)},
+                  marker={f: MARKERS[(i // n_col) % len(MARKERS)] for i, f in enumerate(families)},
+                  number={n: i for i, n in enumerate(numbered, 1)},
+                  size=54 if len(names) <= MAX_NUMBERED else 30, measured_only=len(names) > MAX_NUMBERED)
+
+
+def _panel(ax, shift: str, cloud, baseline: Baseline, points: list[RobustnessPoint], style: _Style) -> None:
+    """One shift set: cloud, baseline, y = x and the checkpoints, one scatter per family and source
+    (published hollow first, measured filled on top); the shared key is drawn once, beside the panels."""
     clip = lambda v: np.clip(np.asarray(v, dtype=np.float64) / 100, 1e-4, 1 - 1e-4)   # noqa: E731
     cx, cy = clip(cloud["top1_imagenet"]), clip(cloud["top1_shift"])
     fit_rows = cloud["in1k_only"].to_numpy(dtype=bool)
@@ -133,10 +158,16 @@ def _panel(ax, shift: str, cloud, baseline: Baseline, points: list[RobustnessPoi
     lo, hi = max(xlo, ylo), min(xhi, yhi)
     if lo < hi:
         ax.plot([lo, hi], [lo, hi], linestyle=":", color=DIAGONAL, linewidth=1.2, zorder=2)
-    for p, x, y in zip(points, px, py, strict=True):
-        c = colour[p.family]
-        ax.scatter([x], [y], s=54, zorder=4, linewidths=1.6, edgecolors="#000000" if p.measured else c,
-                   facecolors=c if p.measured else "white")
+    for measured in (False, True):
+        for family in sorted({p.family for p in points}):
+            idx = [i for i, p in enumerate(points) if p.family == family and p.measured == measured]
+            if not idx:
+                continue
+            c = style.colour[family]
+            ring = 0.8 if style.measured_only else 1.8          # a thin ring when many: the colour shows
+            ax.scatter(px[idx], py[idx], s=style.size * (1.4 if measured else 1), marker=style.marker[family],
+                       zorder=5 if measured else 4, linewidths=ring if measured else 1.2,
+                       edgecolors="#000000" if measured else c, facecolors=c if measured else "white")
     _percent_axis(ax.xaxis, xlo, xhi)
     _percent_axis(ax.yaxis, ylo, yhi)
     ax.set_xlim(xlo, xhi)
@@ -150,22 +181,27 @@ def _panel(ax, shift: str, cloud, baseline: Baseline, points: list[RobustnessPoi
     ax.text(0.98, 0.03, f"baseline: logit y = {baseline.a:.3f} logit x {sign} {abs(baseline.b):.3f}\n"
             f"fitted on {baseline.n_rows:,} ImageNet-1k-only rows", transform=ax.transAxes, ha="right",
             va="bottom", fontsize=8, bbox={"facecolor": "white", "edgecolor": "#cccccc", "alpha": 0.9})
-    _numbers(ax, [(x, y, str(number[p.checkpoint])) for p, x, y in zip(points, px, py, strict=True)])
+    _numbers(ax, [(x, y, str(style.number[p.checkpoint])) for p, x, y in zip(points, px, py, strict=True)
+                  if p.checkpoint in style.number and (p.measured or not style.measured_only)])
 
 
-def _key(key, names: list[str], number: dict[str, int], family_of: dict[str, str], colour: dict[str, str]) -> None:
-    """The shared key: numbered checkpoints in their family colour, the families, and what each mark
-    and line means."""
+def _key(key, points: Sequence[RobustnessPoint], style: _Style) -> None:
+    """The shared key: the numbered checkpoints in their family's colour and shape, the families (with
+    how many checkpoints each), and what each mark and line means; the lines shrink to fit."""
     key.axis("off")
-    step, y = 0.026, 1.0
+    family_of = {p.checkpoint: p.family for p in points}
+    counts = {f: sum(1 for v in family_of.values() if v == f) for f in style.colour}
+    n_lines = len(style.number) + len(counts) + 12
+    step, y = min(0.026, 0.86 / n_lines), 1.0
+    font = 8.5 if step >= 0.02 else 7.5
 
-    def mark(text: str, mono: bool = False, **style) -> None:
+    def mark(text: str, mono: bool = False, **kw) -> None:
         nonlocal y
-        if "line" in style:
-            key.plot([0.005, 0.04], [y - 0.008] * 2, transform=key.transAxes, clip_on=False, **style["line"])
+        if "line" in kw:
+            key.plot([0.005, 0.04], [y - 0.4 * step] * 2, transform=key.transAxes, clip_on=False, **kw["line"])
         else:
-            key.scatter([0.02], [y - 0.008], transform=key.transAxes, clip_on=False, **style)
-        key.text(0.06, y, text, fontsize=8.5, va="top", transform=key.transAxes,
+            key.scatter([0.02], [y - 0.4 * step], transform=key.transAxes, clip_on=False, **kw)
+        key.text(0.06, y, text, fontsize=min(font, 7.5) if mono else font, va="top", transform=key.transAxes,
                  family="monospace" if mono else None)
         y -= step
 
@@ -173,22 +209,28 @@ def _key(key, names: list[str], number: dict[str, int], family_of: dict[str, str
         nonlocal y
         y -= 0.01
         key.text(0.0, y, text, fontsize=10, fontweight="bold", va="top", transform=key.transAxes)
-        y -= 0.035
+        y -= 0.03
 
-    heading("checkpoints")
-    for n in names:
-        mark(f"{number[n]:>2}  {n}", mono=True, s=40, color=colour[family_of[n]])
-    heading("families")
-    for f in sorted(set(family_of.values())):
-        mark(f, s=40, color=colour[f])
+    if style.number:
+        heading("checkpoints" if len(style.number) == len(family_of) else "measured checkpoints")
+        for n, i in style.number.items():
+            f = family_of[n]
+            mark(f"{i:>2}  {n}", mono=True, s=36, color=style.colour[f], marker=style.marker[f])
+    heading(f"families ({len(family_of)} checkpoints)")
+    for f, count in counts.items():
+        mark(f"{f} ({count})", s=36, color=style.colour[f], marker=style.marker[f])
     heading("marks")
-    mark("measured by vitbench", s=40, color="#777777", edgecolors="#000000", linewidths=1.6)
-    mark("timm's published number", s=40, facecolors="white", edgecolors="#777777", linewidths=1.6)
+    mark("measured by vitbench", s=40, color="#777777", edgecolors="#000000", linewidths=1.3)
+    mark("timm's published number", s=40, facecolors="white", edgecolors="#777777", linewidths=1.3)
     mark("timm's ImageNet-1k-only models (the fit)", s=14, color=CLOUD_FIT)
     mark("timm's other models", s=14, color=CLOUD_OTHER)
     mark("baseline (least squares in logit space)", line={"color": "#000000", "linewidth": 1.3})
     mark("y = x", line={"color": DIAGONAL, "linestyle": ":", "linewidth": 1.2})
-    y -= 0.02
+    y -= 0.01
+    if not style.number:
+        key.text(0.0, y, f"{len(family_of)} checkpoints, too many to number: the report's\neffective-robustness "
+                 "table names each.", fontsize=8, va="top", transform=key.transAxes)
+        y -= 0.05
     key.text(0.0, y, "Effective robustness = shift top-1 minus the baseline's\nprediction at the same "
              "ImageNet top-1 (points above the line).\nCloud and published numbers: timm's results CSVs\n"
              "(huggingface/pytorch-image-models, Apache-2.0).", fontsize=8, va="top", color="#444444",
@@ -198,10 +240,11 @@ def _key(key, names: list[str], number: dict[str, int], family_of: dict[str, str
 def robustness_plot(path: Path, points: Sequence[RobustnessPoint], *, shifts: Sequence[str] = ER_SETS,
                     clouds: Mapping[str, "object"] | None = None, baselines: Mapping[str, Baseline] | None = None,
                     title: str = "Effective robustness (Taori et al. 2020)") -> Path:
-    """Draw one panel per shift set (2 per row) and a key (number, family colour, name) at the right,
-    write the PNG to `path`. `clouds[shift]` is a `robustness_table` frame (top1_imagenet,
-    top1_shift, in1k_only) and `baselines[shift]` its fitted line; both default to timm's packaged
-    cloud and `published_baseline`."""
+    """Draw one panel per shift set (2 per row) and a key (families by colour and shape, the numbered
+    checkpoints) at the right, write the PNG to `path`. Up to MAX_NUMBERED checkpoints each get a
+    number; with more, only the measured ones do (if that few), and the families tell the rest apart.
+    `clouds[shift]` is a `robustness_table` frame (top1_imagenet, top1_shift, in1k_only) and
+    `baselines[shift]` its fitted line; both default to timm's packaged cloud and `published_baseline`."""
     from vitbench.analysis.robustness import robustness_table
     from vitbench.data.specs import published_cloud
 
@@ -211,21 +254,17 @@ def robustness_plot(path: Path, points: Sequence[RobustnessPoint], *, shifts: Se
         baselines.setdefault(s, published_baseline(s))
         if s not in clouds:
             clouds[s] = robustness_table(published_cloud("imagenet"), published_cloud(s), baselines[s])
-    names = sorted({p.checkpoint for p in points})
-    number = {n: i for i, n in enumerate(names, 1)}
-    families = sorted({p.family for p in points})
-    colour = {f: FAMILY_COLOURS[i % len(FAMILY_COLOURS)] for i, f in enumerate(families)}
-    family_of = {p.checkpoint: p.family for p in points}
+    style = _style(points)
     rows = (len(shifts) + 1) // 2
     fig = plt.figure(figsize=(17, 6.2 * rows), dpi=DPI)
     grid = fig.add_gridspec(rows, 3, width_ratios=[1, 1, 0.72], left=0.05, right=0.99, top=0.93,
                             bottom=0.05 if rows > 1 else 0.1, wspace=0.22, hspace=0.25)
     for i, shift in enumerate(shifts):
         ax = fig.add_subplot(grid[i // 2, i % 2])
-        _panel(ax, shift, clouds[shift], baselines[shift], [p for p in points if p.shift == shift], number, colour)
-    _key(fig.add_subplot(grid[:, 2]), names, number, family_of, colour)
+        _panel(ax, shift, clouds[shift], baselines[shift], [p for p in points if p.shift == shift], style)
+    _key(fig.add_subplot(grid[:, 2]), points, style)
     fig.suptitle(title, fontsize=13)
     return save_png(fig, path)
 
 
-__all__ = ["RobustnessPoint", "save_png", "published_points", "robustness_plot"]
+__all__ = ["RobustnessPoint", "save_png", "published_points", "robustness_plot", "MAX_NUMBERED"]

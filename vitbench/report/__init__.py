@@ -18,6 +18,7 @@ from pathlib import Path
 from vitbench.catalog.registry import get_checkpoint, list_models, safe_name
 from vitbench.records import RecordStore, atomic_write_text
 from vitbench.report import user
+from vitbench.report.analyses import Analyses
 from vitbench.report.comparison import comparison_view
 from vitbench.report.csv import write_benchmark_csvs, write_csvs, write_results_csvs
 from vitbench.report.html import write_html
@@ -47,15 +48,18 @@ def render_reports(store_or_results_dir: RecordStore | Path | str, out_dir: Path
     names = list_models() if checkpoints is None else [get_checkpoint(n).name for n in checkpoints]
     env = environment(templates_dir)
     written, cards = [], {}
+    analyses = Analyses(store, out_dir / "plots", names)      # shared by the cards and the comparison
+    er_plot = analyses.draw_robustness_plot()                  # before the cards, which show it
     for name in names:
         path = out_dir / "cards" / f"{safe_name(name)}.md"
-        cards[name] = render_card(get_checkpoint(name), store, env)
+        cards[name] = render_card(get_checkpoint(name), store, env, analyses)
         atomic_write_text(path, cards[name])
         written.append(path)
     plot_list, plot_notes = draw_plots(store, out_dir / "plots")
     plot_list += user.draw_series_plots(store, names, out_dir / "plots")      # your training runs
-    written += [out_dir / p["file"] for p in plot_list]
-    view = comparison_view(store, names, plot_list, plot_notes)
+    plot_list += [er_plot] if er_plot else []
+    written += [out_dir / p["file"] for p in plot_list] + analyses.diagrams
+    view = comparison_view(store, names, plot_list, plot_notes, analyses)
     atomic_write_text(out_dir / "comparison.md", render_comparison(view, env))
     written.append(out_dir / "comparison.md")
     written += write_html(out_dir, env, view, cards)

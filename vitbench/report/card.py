@@ -14,6 +14,7 @@ from vitbench.catalog.registry import CheckpointCfg, FamilyCfg, get_checkpoint, 
 from vitbench.data.specs import DATASETS, published_top1, selectable_datasets
 from vitbench.records import EvalRecord, RecordStore, StatsRecord
 from vitbench.report import user
+from vitbench.report.analyses import Analyses
 from vitbench.report.facts import hub_url
 from vitbench.report.fmt import ci_text, count_text, fmt, fmt_signed, top1_cell
 from vitbench.report.tables import NOT_MEASURED, Cell, Row, Table, published_verdict, text_columns, text_table
@@ -210,8 +211,8 @@ def _slug(dataset_title: str) -> str:
     return dataset_title.strip().lower().replace(" ", "-")
 
 
-def card_view(cfg: CheckpointCfg, store: RecordStore) -> dict:
-    """Everything a card template lays out."""
+def card_view(cfg: CheckpointCfg, store: RecordStore, analyses: Analyses | None = None) -> dict:
+    """Everything a card template lays out (`analyses`: the report's, shared by its cards)."""
     named = [cfg.dataset] + ([cfg.pretrain_dataset] if cfg.pretrain_dataset else []) + list(cfg.fine_tune_datasets)
     family = get_family(cfg.family)
     return {
@@ -237,6 +238,7 @@ def card_view(cfg: CheckpointCfg, store: RecordStore) -> dict:
         "comparison": comparison_view(cfg, store),
         "evaluation": evaluation_view(cfg, store),
         "throughput": throughput_view(cfg, store),
+        "analyses": (analyses or Analyses(store)).card(cfg),      # report.analyses' sections
         "citations": [p.bibtex.strip() for p in cfg.citations],
         "user": user.card_view(cfg, store),          # a checkpoint the user brought: report.user's sections
     }

@@ -12,6 +12,7 @@ from vitbench.catalog.registry import list_models
 from vitbench.data.specs import DATASETS, published_top1, shift_datasets
 from vitbench.records import EvalRecord, RecordStore
 from vitbench.report import plots, user
+from vitbench.report.analyses import Analyses, agreement_table, robustness_table
 from vitbench.report.facts import by_family, checkpoint_row, facts, family_title
 from vitbench.report.fmt import (
     ci_text,
@@ -322,12 +323,13 @@ def not_measured_view(store: RecordStore, names: list[str]) -> dict | None:
 # ---------------------------------------------------------------------------- the whole view
 
 def comparison_view(store: RecordStore, names: list[str] | None = None, plot_list: list[dict] = (),
-                    plot_notes: list[str] = ()) -> dict:
+                    plot_notes: list[str] = (), analyses: Analyses | None = None) -> dict:
     """comparison.md's and index.html's view; `names` are the checkpoints its registry-wide tables
     cover (the family overview, the checkpoint overview, what is not measured and timm's published
     figures), all registered ones by default."""
     names = list_models() if names is None else names
     ok = store.ok()
+    analyses = analyses or Analyses(store, names=names)
     return {
         "records_dir": f"{store.results_dir / 'records'}/",    # as given: comparison.md names where it came from
         "measured": bool(ok or store.stats or store.bench),
@@ -340,6 +342,8 @@ def comparison_view(store: RecordStore, names: list[str] | None = None, plot_lis
         "speed": speed_view(store),
         "published_check": published_check_view(store),
         "paired": paired_view(store),
+        "agreement": agreement_table(analyses),
+        "effective_robustness": robustness_table(store, analyses.robustness()),
         "unmeasured": not_measured_view(store, names),
         "plots": list(plot_list),
         "plot_notes": list(plot_notes),

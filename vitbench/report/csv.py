@@ -5,7 +5,8 @@ the record store's frames:
     results/benchmark-infer-<precision>-<device>.csv   one per (precision, device) with throughput records
 
 A file is rewritten only when its bytes differ. Nothing here recomputes a number: the store's frames
-(RecordStore.results_frame / benchmark_frame) are the only input.
+(RecordStore.results_frame / benchmark_frame) are the only input, the results frames with the
+analyses' columns (report.analyses.results_frame: effective_robustness, ece, top1_1000way).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pandas as pd
 
 from vitbench.data.specs import DATASETS
 from vitbench.records import RecordStore, atomic_write_text
+from vitbench.report.analyses import results_frame
 
 
 def _write(path: Path, df: pd.DataFrame) -> Path:
@@ -25,7 +27,7 @@ def _write(path: Path, df: pd.DataFrame) -> Path:
 def write_results_csvs(store: RecordStore) -> list[Path]:
     """results/<timm file name>.csv for every dataset that has 'ok' records, in dataset order."""
     present = {r.dataset for r in store.ok()}
-    return [_write(store.results_dir / f"{spec.csv}.csv", store.results_frame(ds))
+    return [_write(store.results_dir / f"{spec.csv}.csv", results_frame(store, ds))
             for ds, spec in DATASETS.items() if ds in present]
 
 

@@ -36,7 +36,7 @@ def md_rows(table: Table) -> dict:
             "rows": [[_escape(md_text(r.cells[i])) for i in shown] for r in table.rows]}
 
 
-def render_card(cfg: CheckpointCfg, store: RecordStore, env: jinja2.Environment) -> str:
+def render_card(cfg: CheckpointCfg, store: RecordStore, env: jinja2.Environment, analyses=None) -> str:
     """A checkpoint's model card (timm's layout; a transformers-format checkpoint gets the HF one)."""
     # a user's transformers folder has no family card text: timm's layout, which says what it is
     hf = cfg.library_name == "transformers" and cfg.lineage != "user"
@@ -44,7 +44,7 @@ def render_card(cfg: CheckpointCfg, store: RecordStore, env: jinja2.Environment)
     if template == "model_card_hf.md.j2" and get_family(cfg.family).card_text is None:
         raise ValueError(f"catalog: family {cfg.family!r} has no `card_text`, which the transformers-style "
                          f"card of {cfg.name!r} needs (heading, short_name, about)")
-    return tidy(env.get_template(template).render(card=card_view(cfg, store)))
+    return tidy(env.get_template(template).render(card=card_view(cfg, store, analyses)))
 
 
 def render_comparison(view: dict, env: jinja2.Environment) -> str:

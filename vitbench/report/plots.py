@@ -16,12 +16,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import patheffects  # noqa: E402
 
 from vitbench.data.specs import DATASETS, shift_datasets  # noqa: E402
 from vitbench.records import BenchRecord, EvalRecord, RecordStore, atomic_write_bytes  # noqa: E402
+from vitbench.report.analyses import Cloud, field_cloud  # noqa: E402
 
 DPI = 100
 FIGSIZE = (11, 7.5)
+_HALO = [patheffects.withStroke(linewidth=2, foreground="white")]   # labels stay legible over timm's cloud
 MAX_NAMED = 12          # more points than this: numbered markers and a key beside the axes
 FIGSIZE_KEYED = (15, 8)
 
@@ -67,7 +70,7 @@ def _number(fig, ax, points: list[Point]) -> None:
             near[2].append(number[p.label])
     for _, p, numbers in groups:
         ax.annotate(",".join(map(str, numbers)), (p.x, p.y), textcoords="offset points", xytext=(4, 2),
-                    fontsize=7)
+                    fontsize=7, path_effects=_HALO)
     key = "\n".join(f"{i:>2}  {p.label}" for i, p in enumerate(order, 1))
     fig.text(0.64, 0.94, key, va="top", ha="left", family="monospace", fontsize=7.5)
 
@@ -88,17 +91,20 @@ def _label(ax, points: list[Point]) -> None:
                 break
         placed.append((px, ly))
         ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(-4 if right else 4, dy),
-                    ha="right" if right else "left", fontsize=6.5,
+                    ha="right" if right else "left", fontsize=6.5, path_effects=_HALO,
                     arrowprops={"arrowstyle": "-", "color": "#888888", "linewidth": 0.6} if abs(dy) > 12 else None)
 
 
 def scatter(path: Path, points: list[Point], *, title: str, xlabel: str, ylabel: str,
             front: set[str] | None = None, logx: bool = False, logy: bool = False,
-            diagonal: bool = False) -> Path:
-    """One labelled scatter plot written to `path` (PNG); `front` labels are drawn as the Pareto front."""
+            diagonal: bool = False, cloud: Cloud | None = None) -> Path:
+    """One labelled scatter plot written to `path` (PNG); `front` labels are drawn as the Pareto front,
+    `cloud` (timm's published models) in grey behind everything."""
     points = sorted(points, key=lambda p: (p.x, p.y, p.label))
     keyed = len(points) > MAX_NAMED
     fig, ax = plt.subplots(figsize=FIGSIZE_KEYED if keyed else FIGSIZE, dpi=DPI)
+    if cloud is not None:
+        cloud.draw(ax, [(p.x, p.y) for p in points], logx=logx)
     front = front or set()
     on = [p for p in points if p.label in front]
     off = [p for p in points if p.label not in front and not p.subset]
@@ -174,7 +180,7 @@ def _speed_plots(store: RecordStore, plots_dir: Path) -> tuple[list[dict], list[
         if pts:
             drawn.append(_draw(plots_dir, f"top1_vs_throughput_{device}_{precision}.png", pts, title,
                                xlabel="images / s (log scale)", ylabel=_IMAGENET_TOP1, front=pareto_front(pts),
-                               logx=True))
+                               logx=True, cloud=field_cloud("throughput", device)))
         else:
             notes.append(f"{title}: skipped, no benchmarked checkpoint has an ImageNet record.")
     if not store.bench:
@@ -196,13 +202,13 @@ def _compute_plots(store: RecordStore, plots_dir: Path) -> tuple[list[dict], lis
         return [], ["top-1 vs GMACs and vs parameters: skipped, no checkpoint has both a stats record and an "
                     "ImageNet record."]
     drawn = []
-    for fname, title, xlabel, x in (
-            ("top1_vs_gmacs.png", "ImageNet top-1 vs GMACs", _GMACS, lambda s: s.gmacs),
+    for fname, title, xlabel, x, field in (
+            ("top1_vs_gmacs.png", "ImageNet top-1 vs GMACs", _GMACS, lambda s: s.gmacs, "gmacs"),
             ("top1_vs_params.png", "ImageNet top-1 vs parameters", "parameters (M, log scale)",
-             lambda s: s.param_count / 1e6)):
+             lambda s: s.param_count / 1e6, "params")):
         pts = [_point(n, x(s), e.top1, e) for n, s, e in measured]
         drawn.append(_draw(plots_dir, fname, pts, title, xlabel=xlabel, ylabel=_IMAGENET_TOP1,
-                           front=pareto_front(pts, maximize_x=False), logx=True))
+                           front=pareto_front(pts, maximize_x=False), logx=True, cloud=field_cloud(field)))
     return drawn, []
 
 
