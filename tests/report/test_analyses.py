@@ -385,3 +385,48 @@ def test_cloud_fits_the_view_to_the_checkpoints():
     assert ax.get_ylim() == (pytest.approx(77.0), pytest.approx(85.0))        # at least 2 points of padding
     assert ax.collections[0].get_label() == "timm (2 in view)"
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- end to end
+
+def test_cpu_bf16_run_of_the_dummy_gives_a_compare_report(dummy, tmp_path, capsys, monkeypatch):
+    """The colour dummy run at fp32 and at bf16 on the CPU (10 images, the last one's colour is of
+    another class): `vitbench compare` pairs the two records, and the card shows them agree."""
+    from support import CKPT, TEN, cli_run, make_wnid_folders
+
+    make_wnid_folders(tmp_path / "data" / "imagenet", TEN)
+    assert cli_run(tmp_path, "--datasets", "imagenet") == 0
+    assert cli_run(tmp_path, "--datasets", "imagenet", "--precision", "bf16") == 0
+    capsys.readouterr()
+    argv = ["--results-dir", str(tmp_path / "results")]
+    assert cli.main(["compare", f"{CKPT}@fp32", f"{CKPT}@bf16", "--json", *argv]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["n"], got["top1_a"], got["top1_b"], got["flips"], got["mcnemar_p"]) == (10, 90.0, 90.0, 0, 1.0)
+    assert got["diff"] == 0.0 and got["top5_overlap"] > 0.5
+    monkeypatch.undo()                       # the card's usage shapes build the real architecture
+    render_reports(tmp_path / "results", tmp_path / "reports", checkpoints=[CKPT])
+    text = (tmp_path / "reports" / "cards" / f"{CKPT}.md").read_text(encoding="utf-8")
+    assert "| ImageNet-1k val | fp32 | bf16 | 10 | +0.000 |" in text and "| 0 | 0.000 | 1 |" in text
+    assert "- **ECE:** " in text and "- **ECE:** not measured" not in text
+    assert f"![Reliability diagram](../plots/reliability/{CKPT}.png)" in text
+    worst = text[text.index("| class | wnid |"):]
+    assert worst.splitlines()[2] == "| ostrich | n01518878 | 0.0 | 0 of 1 |"       # image 10 (class 9) is wrong
+
+
+def test_zoo_sized_scatter_numbers_only_the_pareto_front(tmp_path, monkeypatch):
+    """Past MAX_KEYED points (the zoo: 179) a key of every name would not fit beside the axes: the
+    Pareto front is numbered, the key says so, and timm's cloud still goes behind."""
+    from vitbench.report import plots
+
+    seen = []
+    number = plots._number
+    monkeypatch.setattr(plots, "_number", lambda fig, ax, pts, total: seen.append((pts, total)) or number(
+        fig, ax, pts, total))
+    pts = [plots.Point(f"model_{i:03d}", 1.0 + i, 60 + 0.1 * i - 0.002 * i * i) for i in range(plots.MAX_KEYED + 10)]
+    front = plots.pareto_front(pts, maximize_x=False)
+    plots.scatter(tmp_path / "zoo.png", pts, title="t", xlabel="x", ylabel="y", front=front, logx=True,
+                  cloud=field_cloud("gmacs"))
+    assert [({p.label for p in shown}, total) for shown, total in seen] == [(front, len(pts))]
+    assert 0 < len(front) < len(pts)
+    few = plots.scatter(tmp_path / "few.png", pts[:20], title="t", xlabel="x", ylabel="y", front=front)
+    assert few.is_file() and seen[1][1] == 20 and len(seen[1][0]) == 20          # every point numbered

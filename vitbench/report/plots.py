@@ -26,6 +26,7 @@ DPI = 100
 FIGSIZE = (11, 7.5)
 _HALO = [patheffects.withStroke(linewidth=2, foreground="white")]   # labels stay legible over timm's cloud
 MAX_NAMED = 12          # more points than this: numbered markers and a key beside the axes
+MAX_KEYED = 60          # more than this (the zoo: 179): only the Pareto front is numbered, the key would not fit
 FIGSIZE_KEYED = (15, 8)
 
 
@@ -52,10 +53,10 @@ def pareto_front(points: list[Point], maximize_x: bool = True) -> set[str]:
     return front
 
 
-def _number(fig, ax, points: list[Point]) -> None:
-    """Many points: each gets a number (alphabetical by name) and a key lists number -> name, so every
-    checkpoint can be found however dense the cluster. Points within a few pixels share one label
-    ("21,22,23")."""
+def _number(fig, ax, points: list[Point], total: int) -> None:
+    """Many points: each of `points` gets a number (alphabetical by name) and a key lists number -> name,
+    so every checkpoint can be found however dense the cluster. Points within a few pixels share one
+    label ("21,22,23"). Fewer `points` than the plot's `total`: the key says which ones it numbers."""
     order = sorted(points, key=lambda p: p.label)
     number = {p.label: i for i, p in enumerate(order, 1)}
     fig.subplots_adjust(left=0.06, right=0.62, top=0.94, bottom=0.08)
@@ -72,6 +73,10 @@ def _number(fig, ax, points: list[Point]) -> None:
         ax.annotate(",".join(map(str, numbers)), (p.x, p.y), textcoords="offset points", xytext=(4, 2),
                     fontsize=7, path_effects=_HALO)
     key = "\n".join(f"{i:>2}  {p.label}" for i, p in enumerate(order, 1))
+    if len(points) < total:
+        key = f"{total} checkpoints, too many to number: " + (
+            "the Pareto front\n(comparison.md's tables list them all)\n\n" + key if points
+            else "comparison.md's\ntables list them all")
     fig.text(0.64, 0.94, key, va="top", ha="left", family="monospace", fontsize=7.5)
 
 
@@ -134,7 +139,7 @@ def scatter(path: Path, points: list[Point], *, title: str, xlabel: str, ylabel:
     ax.grid(True, linewidth=0.4, alpha=0.5)
     ax.legend(loc="best", fontsize=8)
     if keyed:
-        _number(fig, ax, points)
+        _number(fig, ax, on if len(points) > MAX_KEYED else points, len(points))
     else:
         fig.tight_layout()
     buf = io.BytesIO()
