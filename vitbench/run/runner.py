@@ -224,7 +224,8 @@ class Run:
             self.benched[name] = "skipped"
             return
         ckpt = get_checkpoint(name)
-        key = (ckpt.architecture, ckpt.img_size)
+        # a user checkpoint may differ from its architecture (model_args, a transformers config): timed alone
+        key = (ckpt.architecture, ckpt.img_size, name if ckpt.lineage == "user" else "")
         if key in self._timed:
             timed = self._timed[key]
             rec = replace(timed, checkpoint=name, measured_as=timed.measured_as or timed.checkpoint)
