@@ -26,7 +26,7 @@ DPI = 100
 FIGSIZE = (11, 7.5)
 _HALO = [patheffects.withStroke(linewidth=2, foreground="white")]   # labels stay legible over timm's cloud
 MAX_NAMED = 12          # more points than this: numbered markers and a key beside the axes
-MAX_KEYED = 60          # more than this (the zoo: 179): only the Pareto front is numbered, the key would not fit
+MAX_KEYED = 60          # more than this (the zoo: 179): only the Pareto front is named, a key would not fit
 FIGSIZE_KEYED = (15, 8)
 
 
@@ -106,7 +106,8 @@ def scatter(path: Path, points: list[Point], *, title: str, xlabel: str, ylabel:
     """One labelled scatter plot written to `path` (PNG); `front` labels are drawn as the Pareto front,
     `cloud` (timm's published models) in grey behind everything."""
     points = sorted(points, key=lambda p: (p.x, p.y, p.label))
-    keyed = len(points) > MAX_NAMED
+    named = [p for p in points if p.label in (front or set())] if len(points) > MAX_KEYED else points
+    keyed = len(named) > MAX_NAMED
     fig, ax = plt.subplots(figsize=FIGSIZE_KEYED if keyed else FIGSIZE, dpi=DPI)
     if cloud is not None:
         cloud.draw(ax, [(p.x, p.y) for p in points], logx=logx)
@@ -132,14 +133,17 @@ def scatter(path: Path, points: list[Point], *, title: str, xlabel: str, ylabel:
         ax.set_yscale("log")
     ax.margins(x=0.08, y=0.08)
     if not keyed:
-        _label(ax, points)
+        _label(ax, named)
+    if len(named) < len(points) and not keyed:
+        ax.text(0.01, 0.01, f"{len(points)} checkpoints: " + ("the Pareto front named" if named else "too many to name")
+                + "; comparison.md's tables list them all", transform=ax.transAxes, fontsize=8, color="#444444")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, linewidth=0.4, alpha=0.5)
     ax.legend(loc="best", fontsize=8)
     if keyed:
-        _number(fig, ax, on if len(points) > MAX_KEYED else points, len(points))
+        _number(fig, ax, named, len(points))
     else:
         fig.tight_layout()
     buf = io.BytesIO()
