@@ -70,3 +70,14 @@ def user_registry(monkeypatch, tmp_path):
     facts.cache_clear()
     yield
     facts.cache_clear()
+
+
+@pytest.fixture
+def hf_caches_in_tmp(tmp_path, monkeypatch):
+    """What `datasets` caches, the HF hub cache a dataset is looked for in after the data root, and
+    vitbench's own cache: all empty, under tmp_path, never the user's ~/.cache."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-hub-cache"))
+    monkeypatch.setenv("VITBENCH_CACHE", str(tmp_path / "vitbench-cache"))

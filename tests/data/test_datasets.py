@@ -29,6 +29,8 @@ from vitbench.data.datasets import (
 )
 from vitbench.data.transforms import create_crop_transform
 
+pytestmark = pytest.mark.usefixtures("hf_caches_in_tmp")
+
 SYN = imagenet_synsets()
 RESOURCES = resources.files("vitbench.catalog")
 VAL = "ILSVRC2012_val_{:08d}.JPEG"
@@ -226,17 +228,6 @@ def test_flat_unknown_wnid(flat):
     (root / "labels.csv").write_text("".join(f"{VAL.format(n)},n99999999\n" for n in labels))
     with pytest.raises(DatasetLayoutError, match="neither a wnid|outside the 1000"):
         open_dataset("imagenet", override=str(root))
-
-
-@pytest.fixture(autouse=True)
-def _hf_cache_in_tmp(tmp_path, monkeypatch):
-    """`datasets` converts parquet into its cache: keep that out of the user's ~/.cache."""
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
-    # the HF hub cache a dataset is looked for in after the data root, and vitbench's own: empty
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-hub-cache"))
-    monkeypatch.setenv("VITBENCH_CACHE", str(tmp_path / "vitbench-cache"))
 
 
 def _hf_dataset(labels, with_paths=True):

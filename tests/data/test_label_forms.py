@@ -12,15 +12,7 @@ from vitbench.data.datasets import DatasetLayoutError, open_dataset
 SYN = imagenet_synsets()
 
 
-@pytest.fixture(autouse=True)
-def _hf_cache_in_tmp(tmp_path, monkeypatch):
-    """Whatever `datasets` might cache goes under tmp_path/hf-cache, where the tests can look."""
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
-    # the HF hub cache a dataset is looked for in after the data root, and vitbench's own: empty
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-hub-cache"))
-    monkeypatch.setenv("VITBENCH_CACHE", str(tmp_path / "vitbench-cache"))
+pytestmark = pytest.mark.usefixtures("hf_caches_in_tmp")
 
 
 def test_wnid_string_labels_in_parquet_are_accepted(tmp_path):

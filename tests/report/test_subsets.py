@@ -18,12 +18,7 @@ from vitbench.catalog import imagenet_synsets
 SYN = imagenet_synsets()
 
 
-@pytest.fixture(autouse=True)
-def _hf_cache_in_tmp(tmp_path, monkeypatch):
-    """Whatever `datasets` might cache goes under tmp_path/hf-cache, where the tests can look."""
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+pytestmark = pytest.mark.usefixtures("hf_caches_in_tmp")
 
 
 def test_a_subset_run_gets_no_delta_or_flag_and_is_labelled_everywhere(dummy, tmp_path, monkeypatch):

@@ -24,12 +24,7 @@ from vitbench.records import eval_path, read_record
 SYN = imagenet_synsets()
 
 
-@pytest.fixture(autouse=True)
-def _hf_cache_in_tmp(tmp_path, monkeypatch):
-    """Whatever `datasets` might cache goes under tmp_path/hf-cache, where the tests can look."""
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+pytestmark = pytest.mark.usefixtures("hf_caches_in_tmp")
 
 
 def test_a_record_of_100_images_is_not_reused_for_the_full_folder(dummy, tmp_path, caplog, capsys):
