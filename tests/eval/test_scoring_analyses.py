@@ -137,15 +137,20 @@ def test_the_1000_way_count_is_summed_over_ranks(monkeypatch):
 
 # ---------------------------------------------------------------------------- calibration
 
+def _random_colours(rng, n: int):
+    """n solid images of random colours (uint8 [n, 3, 32, 32]), the sharp model and its probabilities."""
+    x8 = torch.as_tensor(rng.integers(0, 256, size=(n, 3)), dtype=torch.uint8)[:, :, None, None]
+    x8 = x8.expand(-1, -1, 32, 32).contiguous()
+    model = Sharp()
+    return x8, model, _probabilities(model, x8)
+
+
 def test_ece_of_the_stored_top1_equals_torchmetrics_on_the_full_matrix():
     """Random colours (confidences all over [0, 1]) and targets half the nearest class, half random:
     the ECE of the kept top-1 probability equals torchmetrics' on the full probability matrix."""
     rng = np.random.default_rng(1)
     n = 300
-    x8 = torch.as_tensor(rng.integers(0, 256, size=(n, 3)), dtype=torch.uint8)[:, :, None, None]
-    x8 = x8.expand(-1, -1, 32, 32).contiguous()
-    model = Sharp()
-    probs = _probabilities(model, x8)
+    x8, model, probs = _random_colours(rng, n)
     targets = probs.argmax(1).numpy().copy()
     flip = rng.random(n) < 0.5
     targets[flip] = rng.integers(0, 1000, size=int(flip.sum()))
@@ -163,10 +168,7 @@ def test_ece_of_real_counts_the_label_set_and_leaves_out_empty_sets():
     chosen from the set (the top-1 when it is in it), and without the images whose set is empty."""
     rng = np.random.default_rng(2)
     n = 120
-    x8 = torch.as_tensor(rng.integers(0, 256, size=(n, 3)), dtype=torch.uint8)[:, :, None, None]
-    x8 = x8.expand(-1, -1, 32, 32).contiguous()
-    model = Sharp()
-    probs = _probabilities(model, x8)
+    x8, model, probs = _random_colours(rng, n)
     top1 = probs.argmax(1).numpy()
     sets = []
     for k in range(n):

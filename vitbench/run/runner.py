@@ -328,7 +328,7 @@ class Run:
         if old is not None and old.status == "not_run" and self.world.is_main:
             with distributed.results_lock(self.cfg.results_dir):
                 self.store.forget(job.record)
-        self.summary.not_run.append((f"{job.checkpoint} {job.dataset}", reasons))
+        self.summary.not_run.append((job.checkpoint, job.dataset, reasons))
         log.debug("not run %s %s: %s", job.checkpoint, job.dataset, "; ".join(r.kind for r in reasons))
 
     def failed(self, job: Job, error: str, tb: str | None = None) -> None:

@@ -1,6 +1,7 @@
 """What a run did, said once at its end: counts, the jobs not run grouped by reason, the failures."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from vitbench.records import Reason
@@ -10,7 +11,8 @@ from vitbench.records import Reason
 class Summary:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    not_run: list[tuple[str, list[Reason]]] = field(default_factory=list)   # a job may lack weights and data
+    # (checkpoint, dataset, reasons): a job may lack weights and data
+    not_run: list[tuple[str, str, list[Reason]]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)            # (what, error)
     extra: list[str] = field(default_factory=list)                         # passes, CSVs, wall time
 
@@ -20,14 +22,14 @@ class Summary:
         lines += [f"  {x}" for x in self.extra]
         if self.not_run:
             lines.append("not run (no data or weights on this machine; not a failure, exit status stays 0):")
-            groups: dict[str, list[tuple[str, Reason]]] = {}
-            for job, reasons in self.not_run:
+            groups: dict[str, list[tuple[str, str, Reason]]] = {}
+            for checkpoint, dataset, reasons in self.not_run:
                 for r in reasons:
-                    groups.setdefault(r.kind, []).append((job, r))
+                    groups.setdefault(r.kind, []).append((checkpoint, dataset, r))
             for kind, items in groups.items():
                 what = {"weights": "no weights found", "data": "dataset not found"}.get(kind, kind)
                 lines.append(f"  {what}: {len(items)} job(s){_which(kind, items)}")
-                lines += [f"    {ln}" for ln in items[0][1].text.splitlines()]
+                lines += [f"    {ln}" for ln in items[0][2].text.splitlines()]
         if self.failed:
             lines.append("failed:")
             lines += [f"  {what}: {err.splitlines()[0] if err else ''}" for what, err in self.failed]
@@ -38,13 +40,11 @@ class Summary:
         return 1 if self.failed else 0
 
 
-def _which(kind: str, items: list[tuple[str, Reason]]) -> str:
+def _which(kind: str, items: list[tuple[str, str, Reason]]) -> str:
     """Which datasets a 'dataset not found' group covers (jobs per dataset), else an example job."""
     if kind != "data":
-        return f", e.g. {items[0][0]}"
-    per: dict[str, int] = {}
-    for job, _ in items:
-        per[job.rsplit(" ", 1)[-1]] = per.get(job.rsplit(" ", 1)[-1], 0) + 1
+        return f", e.g. {items[0][0]} {items[0][1]}"
+    per = Counter(dataset for _, dataset, _ in items)
     counts = set(per.values())
     each = f" ({counts.pop()} each)" if len(counts) == 1 else ""
     return ": " + ", ".join(per if each else (f"{d} ({n})" for d, n in per.items())) + each + "; the first:"
